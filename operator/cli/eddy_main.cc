@@ -1,0 +1,2 @@
+#include <cstdio>
+int main() { std::puts("eddy"); return 0; }

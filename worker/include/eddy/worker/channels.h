@@ -1,0 +1,181 @@
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <deque>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "eddy/runtime/stream_io.h"
+#include "eddy/worker/buffer_pool.h"
+
+namespace eddy::worker {
+
+/// What a data-buffer frame holds. Frames: [varint length][tag][varint ts if kRecordTs][payload].
+enum class FrameTag : uint8_t { kRecord = 0, kRecordTs = 1, kWatermark = 2, kIdleness = 3 };
+/// Event buffers carry exactly one event (always flushed immediately).
+enum class EventType : uint8_t { kEndOfPartition = 1 };
+
+/// Where a task receives buffers: all channels of all its inputs, in arrival order per channel.
+/// Threading: Push from producer threads (or the network thread); Poll from the owning task.
+/// Bounded: at most the producers' pool sizes are in flight, so the queue needs no limit of its own.
+class InputGate {
+ public:
+  explicit InputGate(int num_channels) : num_channels_(num_channels) {}
+  int num_channels() const { return num_channels_; }
+  void Push(int channel, NetworkBuffer* b);
+  /// The next buffer and its channel, or nullptr at the deadline or after Wake().
+  NetworkBuffer* Poll(int& channel, std::chrono::steady_clock::time_point deadline);
+  void Wake();
+
+ private:
+  int num_channels_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<std::pair<int, NetworkBuffer*>> queue_;
+  bool woken_ = false;
+};
+
+/// Counters of one task's network I/O, read by metrics from other threads.
+struct IoCounters {
+  std::atomic<uint64_t> records_out{0};
+  std::atomic<uint64_t> bytes_out{0};
+  std::atomic<uint64_t> buffers_out{0};
+  std::atomic<int64_t> backpressured_ns{0};
+};
+
+/// The producing side of one outgoing edge of a task (Flink's ResultPartition + RecordWriter):
+/// one subpartition per consumer channel, records framed into pooled buffers, flushed when full,
+/// on the buffer timeout, and immediately for events.
+class ResultPartition final : public RecordWriter {
+ public:
+  struct Target {
+    InputGate* gate;
+    int channel;
+  };
+  ResultPartition(std::unique_ptr<LocalBufferPool> pool, std::vector<Target> targets,
+                  Duration buffer_timeout, IoCounters* counters, const std::atomic<bool>* cancelled);
+  ~ResultPartition() override;
+
+  int num_channels() const override { return static_cast<int>(subs_.size()); }
+  void Emit(int channel, std::string_view bytes, Timestamp ts) override;
+  void Broadcast(std::string_view bytes, Timestamp ts) override;
+  void BroadcastWatermark(Watermark wm) override;
+  void BroadcastIdleness(bool idle) override;
+
+  /// Sends partially filled buffers whose timeout passed; returns the next deadline (ms, or max).
+  int64_t FlushIfDue(int64_t now_ms);
+  void FlushAll();
+  /// Flushes and sends end-of-partition to every consumer.
+  void Finish();
+  LocalBufferPool& pool() { return *pool_; }
+
+ private:
+  struct Sub {
+    Target target;
+    NetworkBuffer* current = nullptr;
+  };
+  void WriteFrame(int sub, FrameTag tag, Timestamp ts, std::string_view payload);
+  void WriteBytes(Sub& s, const char* p, size_t n);
+  void Flush(Sub& s);
+  int64_t NowMs() const;
+
+  std::unique_ptr<LocalBufferPool> pool_;
+  std::vector<Sub> subs_;
+  int64_t timeout_ms_;
+  IoCounters* counters_;
+  const std::atomic<bool>* cancelled_;
+  int64_t waited_ns_ = 0;
+  bool finished_ = false;
+};
+
+/// Reassembles frames of one channel, including frames that span buffers.
+class ChannelReader {
+ public:
+  /// Calls f(tag, ts, payload) for each complete frame; returns false on a corrupt frame.
+  template <class F>
+  bool Feed(const char* data, size_t size, F&& f);
+
+ private:
+  static bool ParseVarint(const char* p, size_t n, uint64_t& v, size_t& used);
+  template <class F>
+  static bool Dispatch(std::string_view frame, F&& f);
+  std::string pending_;
+};
+
+inline bool ChannelReader::ParseVarint(const char* p, size_t n, uint64_t& v, size_t& used) {
+  v = 0;
+  for (size_t i = 0; i < n && i < 10; ++i) {
+    auto b = static_cast<uint8_t>(p[i]);
+    v |= static_cast<uint64_t>(b & 0x7f) << (7 * i);
+    if ((b & 0x80) == 0) {
+      used = i + 1;
+      return true;
+    }
+  }
+  return false;
+}
+
+template <class F>
+bool ChannelReader::Dispatch(std::string_view frame, F&& f) {
+  if (frame.empty()) return false;
+  auto tag = static_cast<FrameTag>(frame[0]);
+  frame.remove_prefix(1);
+  Timestamp ts = Timestamp::None();
+  if (tag == FrameTag::kRecordTs || tag == FrameTag::kWatermark) {
+    uint64_t u;
+    size_t used;
+    if (!ParseVarint(frame.data(), frame.size(), u, used)) return false;
+    ts = Timestamp(static_cast<int64_t>((u >> 1) ^ (~(u & 1) + 1)));
+    frame.remove_prefix(used);
+  }
+  if (tag > FrameTag::kIdleness) return false;
+  f(tag, ts, frame);
+  return true;
+}
+
+template <class F>
+bool ChannelReader::Feed(const char* data, size_t size, F&& f) {
+  constexpr uint64_t kMaxFrame = 256ull << 20;
+  size_t pos = 0;
+  while (!pending_.empty()) {
+    uint64_t len;
+    size_t hdr;
+    if (ParseVarint(pending_.data(), pending_.size(), len, hdr)) {
+      if (len > kMaxFrame) return false;
+      size_t total = hdr + len;
+      size_t take = std::min(total - pending_.size(), size - pos);
+      pending_.append(data + pos, take);
+      pos += take;
+      if (pending_.size() < total) return true;
+      if (!Dispatch(std::string_view(pending_).substr(hdr), f)) return false;
+      pending_.clear();
+      break;
+    }
+    if (pos == size) return true;
+    pending_.push_back(data[pos++]);
+  }
+  while (pos < size) {
+    uint64_t len;
+    size_t hdr;
+    if (!ParseVarint(data + pos, size - pos, len, hdr)) {
+      pending_.assign(data + pos, size - pos);
+      return true;
+    }
+    if (len > kMaxFrame) return false;
+    if (pos + hdr + len <= size) {
+      if (!Dispatch(std::string_view(data + pos + hdr, len), f)) return false;
+      pos += hdr + len;
+    } else {
+      pending_.assign(data + pos, size - pos);
+      return true;
+    }
+  }
+  return true;
+}
+
+}  // namespace eddy::worker

@@ -1,0 +1,177 @@
+#include "eddy/worker/channels.h"
+
+#include <cstring>
+
+namespace eddy::worker {
+
+void InputGate::Push(int channel, NetworkBuffer* b) {
+  {
+    std::lock_guard lock(mu_);
+    queue_.emplace_back(channel, b);
+  }
+  cv_.notify_one();
+}
+
+NetworkBuffer* InputGate::Poll(int& channel, std::chrono::steady_clock::time_point deadline) {
+  std::unique_lock lock(mu_);
+  while (queue_.empty() && !woken_) {
+    if (cv_.wait_until(lock, deadline) == std::cv_status::timeout) break;
+  }
+  woken_ = false;
+  if (queue_.empty()) return nullptr;
+  auto [c, b] = queue_.front();
+  queue_.pop_front();
+  channel = c;
+  return b;
+}
+
+void InputGate::Wake() {
+  {
+    std::lock_guard lock(mu_);
+    woken_ = true;
+  }
+  cv_.notify_all();
+}
+
+ResultPartition::ResultPartition(std::unique_ptr<LocalBufferPool> pool, std::vector<Target> targets,
+                                 Duration buffer_timeout, IoCounters* counters,
+                                 const std::atomic<bool>* cancelled)
+    : pool_(std::move(pool)),
+      timeout_ms_(buffer_timeout.millis()),
+      counters_(counters),
+      cancelled_(cancelled) {
+  for (auto& t : targets) subs_.push_back(Sub{t, nullptr});
+}
+
+ResultPartition::~ResultPartition() {
+  for (auto& s : subs_) {
+    if (s.current) s.current->Recycle();
+  }
+}
+
+int64_t ResultPartition::NowMs() const {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+
+void ResultPartition::WriteBytes(Sub& s, const char* p, size_t n) {
+  while (n > 0) {
+    if (!s.current) {
+      s.current = pool_->Request(*cancelled_, waited_ns_);
+      if (!s.current) return;  // cancelled: the task is going down
+      if (timeout_ms_ > 0) s.current->first_write_ms = NowMs();
+    }
+    size_t take = std::min(n, kBufferSize - s.current->size);
+    std::memcpy(s.current->data + s.current->size, p, take);
+    s.current->size += take;
+    p += take;
+    n -= take;
+    if (s.current->size == kBufferSize) Flush(s);
+  }
+}
+
+void ResultPartition::WriteFrame(int sub, FrameTag tag, Timestamp ts, std::string_view payload) {
+  char hdr[24];
+  char body_hdr[12];
+  size_t bh = 0;
+  body_hdr[bh++] = static_cast<char>(tag);
+  if (tag == FrameTag::kRecordTs || tag == FrameTag::kWatermark) {
+    uint64_t u = (static_cast<uint64_t>(ts.millis()) << 1) ^ static_cast<uint64_t>(ts.millis() >> 63);
+    while (u >= 0x80) {
+      body_hdr[bh++] = static_cast<char>(u | 0x80);
+      u >>= 7;
+    }
+    body_hdr[bh++] = static_cast<char>(u);
+  }
+  uint64_t len = bh + payload.size();
+  size_t h = 0;
+  while (len >= 0x80) {
+    hdr[h++] = static_cast<char>(len | 0x80);
+    len >>= 7;
+  }
+  hdr[h++] = static_cast<char>(len);
+  std::memcpy(hdr + h, body_hdr, bh);
+  h += bh;
+  Sub& s = subs_[static_cast<size_t>(sub)];
+  // Fast path: the whole frame fits into the current buffer.
+  if (s.current && s.current->size + h + payload.size() <= kBufferSize) {
+    std::memcpy(s.current->data + s.current->size, hdr, h);
+    std::memcpy(s.current->data + s.current->size + h, payload.data(), payload.size());
+    s.current->size += h + payload.size();
+    if (s.current->size == kBufferSize) Flush(s);
+  } else {
+    WriteBytes(s, hdr, h);
+    WriteBytes(s, payload.data(), payload.size());
+  }
+  if (timeout_ms_ == 0 || tag == FrameTag::kIdleness) Flush(s);
+}
+
+void ResultPartition::Emit(int channel, std::string_view bytes, Timestamp ts) {
+  WriteFrame(channel, ts.IsNone() ? FrameTag::kRecord : FrameTag::kRecordTs, ts, bytes);
+  counters_->records_out.fetch_add(1, std::memory_order_relaxed);
+  counters_->bytes_out.fetch_add(bytes.size(), std::memory_order_relaxed);
+}
+
+void ResultPartition::Broadcast(std::string_view bytes, Timestamp ts) {
+  for (size_t i = 0; i < subs_.size(); ++i) {
+    WriteFrame(static_cast<int>(i), ts.IsNone() ? FrameTag::kRecord : FrameTag::kRecordTs, ts, bytes);
+  }
+  counters_->records_out.fetch_add(1, std::memory_order_relaxed);
+  counters_->bytes_out.fetch_add(bytes.size() * subs_.size(), std::memory_order_relaxed);
+}
+
+void ResultPartition::BroadcastWatermark(Watermark wm) {
+  for (size_t i = 0; i < subs_.size(); ++i) WriteFrame(static_cast<int>(i), FrameTag::kWatermark, wm, {});
+}
+
+void ResultPartition::BroadcastIdleness(bool idle) {
+  char b = idle ? 1 : 0;
+  for (size_t i = 0; i < subs_.size(); ++i) {
+    WriteFrame(static_cast<int>(i), FrameTag::kIdleness, Timestamp::None(), std::string_view(&b, 1));
+  }
+}
+
+void ResultPartition::Flush(Sub& s) {
+  if (!s.current) return;
+  if (s.current->size == 0) return;
+  NetworkBuffer* b = s.current;
+  s.current = nullptr;
+  counters_->buffers_out.fetch_add(1, std::memory_order_relaxed);
+  s.target.gate->Push(s.target.channel, b);
+}
+
+int64_t ResultPartition::FlushIfDue(int64_t now_ms) {
+  int64_t next = INT64_MAX;
+  for (auto& s : subs_) {
+    if (!s.current || s.current->size == 0) continue;
+    int64_t due = s.current->first_write_ms + timeout_ms_;
+    if (due <= now_ms) {
+      Flush(s);
+    } else {
+      next = std::min(next, due);
+    }
+  }
+  counters_->backpressured_ns.store(waited_ns_, std::memory_order_relaxed);
+  return next;
+}
+
+void ResultPartition::FlushAll() {
+  for (auto& s : subs_) Flush(s);
+}
+
+void ResultPartition::Finish() {
+  if (finished_) return;
+  finished_ = true;
+  FlushAll();
+  for (auto& s : subs_) {
+    NetworkBuffer* b = pool_->Request(*cancelled_, waited_ns_);
+    if (!b) return;
+    b->kind = BufferKind::kEvent;
+    b->data[0] = static_cast<char>(EventType::kEndOfPartition);
+    b->size = 1;
+    s.target.gate->Push(s.target.channel, b);
+  }
+}
+
+}  // namespace eddy::worker

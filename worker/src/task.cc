@@ -1,0 +1,275 @@
+#include "eddy/worker/task.h"
+
+#include <thread>
+
+#include "eddy/state/heap_backend.h"
+
+namespace eddy::worker {
+
+void TaskTimeService::RegisterTimer(Timestamp time, std::function<void(Timestamp)> cb) {
+  heap_.push(Entry{time, seq_++, std::move(cb)});
+}
+
+Timestamp TaskTimeService::RunDue() {
+  if (heap_.empty()) return Timestamp::Max();
+  Timestamp now = Now();
+  while (!heap_.empty() && heap_.top().time <= now) {
+    auto cb = std::move(const_cast<Entry&>(heap_.top()).cb);
+    heap_.pop();
+    cb(now);
+  }
+  return next();
+}
+
+Task::Task(const JobGraph& job, VertexId vertex, int subtask, Wiring wiring, TaskOptions options)
+    : job_(job),
+      vertex_(job.vertex(vertex)),
+      subtask_(subtask),
+      wiring_(std::move(wiring)),
+      options_(std::move(options)),
+      time_service_(options_.clock) {
+  name_ = vertex_.name + " (" + std::to_string(subtask + 1) + "/" +
+          std::to_string(vertex_.parallelism) + ")";
+}
+
+Task::~Task() = default;
+
+void Task::Cancel() {
+  cancelled_.store(true);
+  if (wiring_.gate) wiring_.gate->Wake();
+  for (auto& p : wiring_.partitions) p->pool().Wake();
+}
+
+Status Task::BuildChain() {
+  const StreamGraph& g = job_.stream_graph();
+  std::map<int, size_t> pos;
+  for (NodeId id : vertex_.nodes) {
+    const StreamNode& n = g.node(id);
+    pos[id.value()] = operators_.size();
+    operators_.push_back(n.factory());
+    auto ctx = std::make_unique<OperatorContext>();
+    ctx->task_name = name_;
+    ctx->operator_name = n.name;
+    ctx->subtask_index = subtask_;
+    ctx->parallelism = vertex_.parallelism;
+    ctx->max_parallelism = vertex_.max_parallelism;
+    ctx->processing_time = &time_service_;
+    ctx->max_bad_records = options_.max_bad_records;
+    contexts_.push_back(std::move(ctx));
+  }
+  counters_.resize(operators_.size());
+  // Wire outputs: chained edges call the next operator directly, the others go to partitions.
+  for (size_t i = 0; i < operators_.size(); ++i) {
+    const StreamNode& n = g.node(vertex_.nodes[i]);
+    std::vector<OutputBase*> main;
+    std::map<int, std::vector<OutputBase*>> sides;
+    for (const StreamEdge* e : g.OutEdges(n.id)) {
+      TypeInfoPtr type = e->side_tag == 0 ? n.out_type : n.side_types.at(e->side_tag);
+      std::unique_ptr<OutputBase> out;
+      if (auto it = pos.find(e->target.value()); it != pos.end()) {
+        out = type->MakeChainingOutput(operators_[it->second]->input(e->target_input));
+      } else {
+        ResultPartition* w = wiring_.writers.at(e);
+        auto sel = e->make_selector(e->partitioner, job_.vertex(job_.VertexOf(e->target)).max_parallelism);
+        sel->Setup(w->num_channels(), subtask_);
+        out = type->MakeWriterOutput(w, std::move(sel));
+      }
+      (e->side_tag == 0 ? main : sides[e->side_tag]).push_back(out.get());
+      outputs_.push_back(std::move(out));
+    }
+    auto combine = [&](const TypeInfoPtr& type, std::vector<OutputBase*>& outs) -> OutputBase* {
+      if (outs.size() == 1) return outs[0];
+      outputs_.push_back(outs.empty() ? type->MakeDiscardingOutput() : type->MakeFanOutOutput(outs));
+      return outputs_.back().get();
+    };
+    OutputBase* out = combine(n.out_type, main);
+    if (!sides.empty()) {
+      std::vector<std::pair<int, OutputBase*>> side_outs;
+      for (auto& [tag, outs] : sides) side_outs.emplace_back(tag, combine(n.side_types.at(tag), outs));
+      outputs_.push_back(n.out_type->MakeRoutingOutput(out, std::move(side_outs)));
+      out = outputs_.back().get();
+    }
+    OperatorContext* ctx = contexts_[i].get();
+    ctx->counters = &counters_[i];
+    op_states_.push_back(std::make_unique<OperatorStateStore>());
+    ctx->operator_state = op_states_.back().get();
+    if (operators_[i]->is_keyed()) {
+      auto range = KeyGroupRangeForSubtask(vertex_.max_parallelism, vertex_.parallelism, subtask_);
+      backends_.push_back(std::make_unique<HeapKeyedStateBackend>(vertex_.max_parallelism, range,
+                                                                  options_.clock));
+      ctx->keyed_backend = backends_.back().get();
+    }
+    operators_[i]->Setup(ctx, out);
+  }
+  // Inputs of the chain head.
+  StreamOperatorBase* head = operators_.front().get();
+  int num_inputs = head->num_inputs();
+  input_channels_.resize(static_cast<size_t>(num_inputs));
+  for (size_t c = 0; c < wiring_.channel_input.size(); ++c) {
+    int in = wiring_.channel_input[c];
+    channel_local_.push_back(static_cast<int>(input_channels_[static_cast<size_t>(in)].size()));
+    input_channels_[static_cast<size_t>(in)].push_back(static_cast<int>(c));
+  }
+  readers_.resize(wiring_.channel_input.size());
+  for (int i = 0; i < num_inputs; ++i) {
+    TypeInfoPtr type;
+    for (const StreamEdge* e : g.InEdges(vertex_.head)) {
+      if (e->target_input != i) continue;
+      const StreamNode& src = g.node(e->source);
+      type = e->side_tag == 0 ? src.out_type : src.side_types.at(e->side_tag);
+    }
+    if (!type) return Status::Internal(name_ + ": input " + std::to_string(i) + " has no type");
+    decoders_.push_back(type->MakeDecoder(head->input(i)));
+    valves_.emplace_back(std::max<int>(1, static_cast<int>(input_channels_[static_cast<size_t>(i)].size())));
+  }
+  // Open downstream first so that an operator never emits into an unopened one.
+  for (size_t i = operators_.size(); i-- > 0;) {
+    EDDY_RETURN_NOT_OK(operators_[i]->Open().WithContext(name_ + ": " + contexts_[i]->operator_name));
+  }
+  return Status::Ok();
+}
+
+Status Task::Run() {
+  Status st;
+  try {
+    st = BuildChain();
+    if (st.ok()) {
+      st = operators_.front()->num_inputs() == 0 ? RunSource() : RunInputs();
+    }
+    if (st.ok() && !cancelled_) {
+      FinishChain();
+    }
+    for (auto& op : operators_) op->Close();
+  } catch (const std::exception& e) {
+    st = Status::Internal(name_ + ": a function threw: " + e.what());
+  }
+  if (st.ok() && cancelled_) st = Status::Cancelled(name_ + " was cancelled");
+  return st;
+}
+
+std::chrono::steady_clock::time_point Task::NextWake() {
+  auto now = std::chrono::steady_clock::now();
+  auto wake = now + std::chrono::milliseconds(100);
+  Timestamp t = time_service_.next();
+  if (t != Timestamp::Max()) {
+    int64_t delta = (t - time_service_.Now()).millis();
+    wake = std::min(wake, now + std::chrono::milliseconds(std::max<int64_t>(0, delta)));
+  }
+  if (next_flush_ms_ != INT64_MAX) {
+    int64_t steady_ms = std::chrono::duration_cast<std::chrono::milliseconds>(now.time_since_epoch()).count();
+    wake = std::min(wake, now + std::chrono::milliseconds(std::max<int64_t>(0, next_flush_ms_ - steady_ms)));
+  }
+  return wake;
+}
+
+void Task::FlushOutputs() {
+  int64_t now = std::chrono::duration_cast<std::chrono::milliseconds>(
+                    std::chrono::steady_clock::now().time_since_epoch())
+                    .count();
+  if (now < next_flush_ms_ && next_flush_ms_ != INT64_MAX) return;
+  int64_t next = INT64_MAX;
+  for (auto& p : wiring_.partitions) next = std::min(next, p->FlushIfDue(now));
+  next_flush_ms_ = next;
+}
+
+Status Task::RunSource() {
+  auto* source = static_cast<SourceOperatorBase*>(operators_.front().get());
+  while (!cancelled_.load(std::memory_order_relaxed)) {
+    time_service_.RunDue();
+    InputStatus s = source->PollNext();
+    if (s == InputStatus::kEndOfInput) break;
+    if (s == InputStatus::kNothingAvailable) {
+      next_flush_ms_ = 0;  // idle: push out whatever is buffered
+      FlushOutputs();
+      auto wake = std::min(NextWake(), std::chrono::steady_clock::now() + std::chrono::milliseconds(1));
+      std::this_thread::sleep_until(wake);
+    } else if (next_flush_ms_ == INT64_MAX) {
+      next_flush_ms_ = 0;
+      FlushOutputs();
+    } else {
+      FlushOutputs();
+    }
+  }
+  return Status::Ok();
+}
+
+Status Task::RunInputs() {
+  const int total = static_cast<int>(wiring_.channel_input.size());
+  while (!cancelled_.load(std::memory_order_relaxed) && channels_ended_ < total) {
+    time_service_.RunDue();
+    int channel = -1;
+    auto t0 = std::chrono::steady_clock::now();
+    NetworkBuffer* b = wiring_.gate->Poll(channel, NextWake());
+    auto t1 = std::chrono::steady_clock::now();
+    metrics_.idle_ns.fetch_add((t1 - t0).count(), std::memory_order_relaxed);
+    if (b) {
+      EDDY_RETURN_NOT_OK(ProcessBuffer(channel, b));
+      metrics_.busy_ns.fetch_add((std::chrono::steady_clock::now() - t1).count(),
+                                 std::memory_order_relaxed);
+      if (next_flush_ms_ == INT64_MAX) next_flush_ms_ = 0;
+    }
+    FlushOutputs();
+  }
+  return Status::Ok();
+}
+
+Status Task::ProcessBuffer(int channel, NetworkBuffer* b) {
+  const int input = wiring_.channel_input[static_cast<size_t>(channel)];
+  const int local = channel_local_[static_cast<size_t>(channel)];
+  InputBase* head_input = operators_.front()->input(input);
+  WatermarkCombiner& valve = valves_[static_cast<size_t>(input)];
+  if (b->kind == BufferKind::kEvent) {
+    auto ev = static_cast<EventType>(b->data[0]);
+    b->Recycle();
+    if (ev == EventType::kEndOfPartition) {
+      ++channels_ended_;
+      if (valve.SetIdle(local, true)) head_input->ProcessWatermark(valve.current());
+    }
+    return Status::Ok();
+  }
+  RecordDecoder* decoder = decoders_[static_cast<size_t>(input)].get();
+  uint64_t records = 0;
+  uint64_t bad = 0;
+  bool ok = readers_[static_cast<size_t>(channel)].Feed(
+      b->data, b->size, [&](FrameTag tag, Timestamp ts, std::string_view payload) {
+        switch (tag) {
+          case FrameTag::kRecord:
+          case FrameTag::kRecordTs:
+            ++records;
+            if (!decoder->Decode(payload, ts)) ++bad;
+            break;
+          case FrameTag::kWatermark:
+            if (valve.Update(local, ts)) {
+              metrics_.input_watermark.store(valve.current().millis(), std::memory_order_relaxed);
+              head_input->ProcessWatermark(valve.current());
+            }
+            break;
+          case FrameTag::kIdleness: {
+            bool was_all_idle = valve.all_idle();
+            bool advanced = valve.SetIdle(local, !payload.empty() && payload[0] != 0);
+            if (advanced) head_input->ProcessWatermark(valve.current());
+            if (valve.all_idle() != was_all_idle) head_input->ProcessIdleness(valve.all_idle());
+            break;
+          }
+        }
+      });
+  metrics_.bytes_in.fetch_add(b->size, std::memory_order_relaxed);
+  b->Recycle();
+  metrics_.records_in.fetch_add(records, std::memory_order_relaxed);
+  if (!ok) return Status::ParseError(name_ + ": corrupt frame on input channel " + std::to_string(channel));
+  if (bad > 0) {
+    uint64_t total_bad = metrics_.bad_records.fetch_add(bad) + bad;
+    if (options_.max_bad_records >= 0 && total_bad > static_cast<uint64_t>(options_.max_bad_records)) {
+      return Status::ParseError(name_ + ": " + std::to_string(total_bad) +
+                                " undecodable records exceed the limit");
+    }
+  }
+  return Status::Ok();
+}
+
+void Task::FinishChain() {
+  for (auto& op : operators_) op->Finish();
+  for (auto& p : wiring_.partitions) p->Finish();
+}
+
+}  // namespace eddy::worker
