@@ -25,6 +25,10 @@ template <class T, class K>
 class KeyedStream;
 template <class T1, class T2>
 class ConnectedStreams;
+template <class T, class K>
+class WindowedStream;
+template <class T>
+class WindowAssigner;
 
 /// Selector factory for every partitioner kind that needs no key.
 template <class T>
@@ -183,6 +187,8 @@ class DataStream {
   }
   template <class T2>
   ConnectedStreams<T, T2> Connect(DataStream<T2> other) const;
+  /// windowAll: one window operator (parallelism 1) over the whole stream.
+  WindowedStream<T, int64_t> WindowAll(std::shared_ptr<const WindowAssigner<T>> assigner);
 
   template <class S>
   DataStream<S> GetSideOutput(const OutputTag<S>& tag) const {
@@ -403,6 +409,11 @@ class KeyedStream {
   DataStream<T> MinBy(M T::*field) const {
     return Reduce([field](const T& acc, const T& v) { return v.*field < acc.*field ? v : acc; }, "MinBy");
   }
+  WindowedStream<T, K> Window(std::shared_ptr<const WindowAssigner<T>> assigner) const;
+  /// countWindow(size): tumbling count windows per key.
+  WindowedStream<T, K> CountWindow(int64_t size) const;
+  /// countWindow(size, slide): the last `size` elements, evaluated every `slide` elements.
+  WindowedStream<T, K> CountWindow(int64_t size, int64_t slide) const;
   /// KeyedProcessFunction: per-key state and timers. `make` creates one instance per subtask.
   template <class OUT>
   DataStream<OUT> Process(std::function<std::shared_ptr<ProcessFunction<T, OUT>>()> make,
@@ -429,3 +440,5 @@ KeyedStream<T, K> DataStream<T>::KeyBy(std::shared_ptr<const KeySelector<T>> sel
 }
 
 }  // namespace eddy
+
+#include "eddy/windowed_stream.h"  // IWYU pragma: export

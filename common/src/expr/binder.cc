@@ -193,7 +193,7 @@ class Binder {
                          std::move(r));
       default:
         return BindCompare(ToCmpOp(a.op), "operator '" + a.name + "'", a.pos, std::move(l),
-                           std::move(r));
+                           std::move(r), {a.children[0]->begin, a.children[1]->begin});
     }
   }
 
@@ -300,13 +300,15 @@ class Binder {
     return true;
   }
 
-  NodePtr BindCompare(CmpOp op, const std::string& what, size_t pos, NodePtr l, NodePtr r) {
+  /// `positions`: where the operands start, for errors about one of them.
+  NodePtr BindCompare(CmpOp op, const std::string& what, size_t pos, NodePtr l, NodePtr r,
+                      const std::vector<size_t>& positions) {
     std::vector<NodePtr> v;
     v.push_back(std::move(l));
     v.push_back(std::move(r));
     CmpClass cls = CmpClass::kInt;
     bool all_null = false;
-    if (!UnifyCompare(v, {pos, pos}, pos, what, cls, all_null)) return nullptr;
+    if (!UnifyCompare(v, positions, pos, what, cls, all_null)) return nullptr;
     if (v[0]->type() == DataType::kNull || v[1]->type() == DataType::kNull) {
       return MakeLiteral(Value::Null(), DataType::kBool);  // comparing with null is never true
     }
@@ -563,7 +565,8 @@ class Binder {
     if (!y) return nullptr;
     const DataType type = x->type();
     if (type == DataType::kNull) return MakeLiteral(Value::Null(), DataType::kNull);
-    NodePtr eq = BindCompare(CmpOp::kEq, "nullif()", a.pos, x->Clone(), std::move(y));
+    NodePtr eq = BindCompare(CmpOp::kEq, "nullif()", a.pos, x->Clone(), std::move(y),
+                             {a.children[0]->begin, a.children[1]->begin});
     if (!eq) return nullptr;
     std::vector<NodePtr> v;
     v.push_back(std::move(eq));
