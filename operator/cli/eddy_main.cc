@@ -1,2 +1,158 @@
+// eddy: the command-line front door. `eddy run JOB` runs a job spec in this process (local
+// embedded mode), `eddy plan JOB` prints its execution plan, `eddy validate JOB` only checks it.
+
+#include <csignal>
 #include <cstdio>
-int main() { std::puts("eddy"); return 0; }
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include "eddy/control/local_executor.h"
+#include "eddy/spec/job_spec.h"
+
+namespace {
+
+constexpr const char* kUsage = R"(usage: eddy <command> [options]
+
+commands:
+  run JOB.yaml [--parallelism N] [--quiet]   run a job in this process until its input ends (or Ctrl-C)
+  plan JOB.yaml [--parallelism N] [--format text|dot|json]
+                                             print the execution plan (operator chains, edges)
+  validate JOB.yaml                          check a job spec without running it
+  version                                    print the version
+
+exit status: 0 success, 1 the job failed, 2 bad command line or job spec
+)";
+
+eddy::control::LocalExecutor* g_executor = nullptr;
+
+void OnSignal(int) {
+  if (g_executor) g_executor->Cancel();
+}
+
+struct Args {
+  std::string command;
+  std::string job;
+  int parallelism = 0;
+  std::string format = "text";
+  bool quiet = false;
+};
+
+bool ParseArgs(int argc, char** argv, Args& a, std::string& err) {
+  if (argc < 2) {
+    err = "missing command";
+    return false;
+  }
+  a.command = argv[1];
+  for (int i = 2; i < argc; ++i) {
+    std::string s = argv[i];
+    auto value = [&](const char* flag) -> const char* {
+      if (i + 1 >= argc) {
+        err = std::string(flag) + " needs a value";
+        return nullptr;
+      }
+      return argv[++i];
+    };
+    if (s == "--parallelism" || s == "-p") {
+      const char* v = value("--parallelism");
+      if (!v) return false;
+      char* end = nullptr;
+      long p = std::strtol(v, &end, 10);
+      if (*end != '\0' || p < 1 || p > 32768) {
+        err = "--parallelism must be an integer between 1 and 32768";
+        return false;
+      }
+      a.parallelism = static_cast<int>(p);
+    } else if (s == "--format") {
+      const char* v = value("--format");
+      if (!v) return false;
+      a.format = v;
+      if (a.format != "text" && a.format != "dot" && a.format != "json") {
+        err = "--format must be text, dot or json";
+        return false;
+      }
+    } else if (s == "--quiet" || s == "-q") {
+      a.quiet = true;
+    } else if (!s.empty() && s[0] == '-') {
+      err = "unknown option " + s;
+      return false;
+    } else if (a.job.empty()) {
+      a.job = s;
+    } else {
+      err = "unexpected argument " + s;
+      return false;
+    }
+  }
+  return true;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  Args args;
+  std::string err;
+  if (!ParseArgs(argc, argv, args, err)) {
+    std::fprintf(stderr, "eddy: %s\n\n%s", err.c_str(), kUsage);
+    return 2;
+  }
+  if (args.command == "help" || args.command == "--help" || args.command == "-h") {
+    std::fputs(kUsage, stdout);
+    return 0;
+  }
+  if (args.command == "version" || args.command == "--version") {
+    std::puts("eddy 0.1.0");
+    return 0;
+  }
+  if (args.command != "run" && args.command != "plan" && args.command != "validate") {
+    std::fprintf(stderr, "eddy: unknown command '%s'\n\n%s", args.command.c_str(), kUsage);
+    return 2;
+  }
+  if (args.job.empty()) {
+    std::fprintf(stderr, "eddy: %s needs a job file\n", args.command.c_str());
+    return 2;
+  }
+  eddy::JobSpecOptions opts;
+  opts.parallelism = args.parallelism;
+  auto job = eddy::CompileJobSpecFile(args.job, opts);
+  if (!job.ok()) {
+    std::fprintf(stderr, "eddy: invalid job: %s\n", job.status().message().c_str());
+    return 2;
+  }
+  auto& graph = job->env->graph();
+  if (args.command == "validate") {
+    std::fprintf(stderr, "%s: ok\n", args.job.c_str());
+    return 0;
+  }
+  if (args.command == "plan") {
+    auto jg = eddy::JobGraph::FromStreamGraph(graph);
+    if (!jg.ok()) {
+      std::fprintf(stderr, "eddy: invalid job: %s\n", jg.status().message().c_str());
+      return 2;
+    }
+    std::string out = args.format == "dot" ? jg->ToDot() : args.format == "json" ? jg->ToJson() : jg->ToText();
+    std::fputs(out.c_str(), stdout);
+    if (args.format == "json") std::fputc('\n', stdout);
+    return 0;
+  }
+  eddy::control::LocalExecutor executor;
+  g_executor = &executor;
+  std::signal(SIGINT, OnSignal);
+  std::signal(SIGTERM, OnSignal);
+  if (!args.quiet) std::fprintf(stderr, "eddy: running job '%s'\n", job->name.c_str());
+  auto result = executor.Execute(graph);
+  g_executor = nullptr;
+  if (!args.quiet) {
+    uint64_t bad = 0;
+    for (const auto& t : result.tasks) bad += t.bad_records;
+    std::fprintf(stderr, "eddy: job '%s' %s in %.0f ms", job->name.c_str(),
+                 result.status.ok() ? "finished" : result.status.code() == eddy::StatusCode::kCancelled ? "was cancelled" : "failed",
+                 result.elapsed_ms);
+    if (bad > 0) std::fprintf(stderr, " (%llu bad records)", static_cast<unsigned long long>(bad));
+    std::fputc('\n', stderr);
+  }
+  if (!result.status.ok() && result.status.code() != eddy::StatusCode::kCancelled) {
+    std::fprintf(stderr, "eddy: %s\n", result.status.ToString().c_str());
+    return 1;
+  }
+  return 0;
+}

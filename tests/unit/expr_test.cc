@@ -145,8 +145,7 @@ TEST_F(ExprTest, FieldReferences) {
   auto e3 = CompileExpression("n + temperature * n - `odd name`", schema_);
   ASSERT_TRUE(e3.ok());
   EXPECT_EQ((*e3)->field_index(), -1);
-  EXPECT_EQ((*e3)->referenced_fields(),
-            (std::vector<std::string>{"n", "temperature", "odd name"}));
+  EXPECT_EQ((*e3)->referenced_fields(), (std::vector<std::string>{"n", "temperature", "odd name"}));
 
   EXPECT_NE(Error("Temperature > 1").find("unknown field 'Temperature'"), std::string::npos);
 }
@@ -257,7 +256,8 @@ TEST_F(ExprTest, Precedence) {
 }
 
 TEST_F(ExprTest, KeywordsAreCaseInsensitive) {
-  EXPECT_NE(Error("N > 1 AND flag").find("unknown field 'N'"), std::string::npos);  // fields are not
+  EXPECT_NE(Error("N > 1 AND flag").find("unknown field 'N'"),
+            std::string::npos);  // fields are not
   EXPECT_EQ(Eval("n > 1 AnD flag Or FALSE"), Value::Bool(true));
   EXPECT_EQ(Eval("n NOT BETWEEN 1 AND 5"), Value::Bool(true));
   EXPECT_EQ(Eval("Case When n > 1 Then 'big' Else 'small' END"), Value::String("big"));
@@ -394,6 +394,16 @@ TEST_F(ExprTest, Like) {
   EXPECT_EQ(Eval("id like nul + ''"), Value::Null());
   EXPECT_EQ(Eval("id like null"), Value::Null());
   EXPECT_EQ(Eval("id like id"), Value::Bool(true));
+  EXPECT_EQ(Eval("id like '%1'"), Value::Bool(true));
+  EXPECT_EQ(Eval("id like '%2'"), Value::Bool(false));
+  EXPECT_EQ(Eval("id like '%%'"), Value::Bool(true));
+  EXPECT_EQ(Eval("id like 'sensor_1'"), Value::Bool(true));
+  EXPECT_EQ(Eval("id like 'sensor'"), Value::Bool(false));
+  EXPECT_EQ(Eval("id like 'sensor%%'"), Value::Bool(true));
+  EXPECT_EQ(Eval("id like '%nso%'"), Value::Bool(true));
+  EXPECT_EQ(Eval("id like '%nsx%'"), Value::Bool(false));
+  EXPECT_EQ(Eval("id not like 'x%'"), Value::Bool(true));
+  EXPECT_EQ(Eval("nul + '' like '%'"), Value::Null());
 }
 
 // ---- CASE and CAST ----
@@ -480,8 +490,7 @@ TEST_F(ExprTest, StringFunctions) {
   EXPECT_EQ(Eval("substr('hello', 10)"), Value::String(""));
   EXPECT_EQ(Eval("substr('hello', 2, -1)"), Value::String(""));
   EXPECT_EQ(Eval("substr('h\\u00e9llo', 2, 2)"), Value::String("\xC3\xA9l"));
-  EXPECT_EQ(Eval("substr('hello', -9223372036854775808, 9223372036854775807)"),
-            Value::String(""));
+  EXPECT_EQ(Eval("substr('hello', -9223372036854775808, 9223372036854775807)"), Value::String(""));
   EXPECT_EQ(Eval("trim(name)"), Value::String("Hello World"));
   EXPECT_EQ(Eval("ltrim(name)"), Value::String("Hello World  "));
   EXPECT_EQ(Eval("rtrim(name)"), Value::String("  Hello World"));
@@ -587,7 +596,8 @@ TEST_F(ExprTest, ConversionFunctions) {
   EXPECT_EQ(Eval("to_timestamp('2019-01-17 09:43:19')"), Value::Time(kTs));
   EXPECT_EQ(Eval("to_timestamp('2019-01-17t09:43:19z')"), Value::Time(kTs));
   EXPECT_EQ(Eval("to_timestamp('2019-01-17T09:43')"), Value::Time(kTs - 19000));
-  EXPECT_EQ(Eval("to_timestamp('2019-01-17')"), Value::Time(kTs - (9 * 3600 + 43 * 60 + 19) * 1000));
+  EXPECT_EQ(Eval("to_timestamp('2019-01-17')"),
+            Value::Time(kTs - (9 * 3600 + 43 * 60 + 19) * 1000));
   EXPECT_EQ(Eval("to_timestamp('1970-01-01T00:00:00Z')"), Value::Time(0));
   EXPECT_EQ(Eval("to_timestamp('1969-12-31T23:59:59.999Z')"), Value::Time(-1));
   EXPECT_EQ(Eval("to_timestamp('2000-02-29T00:00:00Z')"), Value::Time(951782400000));
@@ -719,8 +729,7 @@ TEST_F(ExprTest, FunctionErrors) {
   m = Error("substr('a')");
   EXPECT_NE(m.find("substr() takes 2 to 3 arguments, got 1"), std::string::npos) << m;
   m = Error("lower(n)");
-  EXPECT_NE(m.find("column 7: argument 1 of lower() must be string, got int64"),
-            std::string::npos)
+  EXPECT_NE(m.find("column 7: argument 1 of lower() must be string, got int64"), std::string::npos)
       << m;
   m = Error("substr(id, 1.5)");
   EXPECT_NE(m.find("argument 2 of substr() must be int64, got double"), std::string::npos) << m;
@@ -744,8 +753,7 @@ TEST_F(ExprTest, SyntaxErrors) {
   m = Error("(n + 1");
   EXPECT_NE(m.find("column 7: expected ')' to close the '(' at column 1"), std::string::npos) << m;
   m = Error("n + 1)");
-  EXPECT_NE(m.find("column 6: unexpected ')' after a complete expression"), std::string::npos)
-      << m;
+  EXPECT_NE(m.find("column 6: unexpected ')' after a complete expression"), std::string::npos) << m;
   m = Error("id = 'abc");
   EXPECT_NE(m.find("column 6: unterminated string literal"), std::string::npos) << m;
   m = Error("n # 2");
@@ -977,13 +985,25 @@ TEST_F(ExprTest, ConstantsAreFolded) {
 TEST(ExprFuzzTest, RandomAndTruncatedInputsNeverCrash) {
   const Schema schema = TestSchema();
   const Row row = TestRow();
-  const std::vector<std::string> pieces = {
-      "n", "id", "ts", "temperature", "flag", "nul", "`odd name`", "raw", "1", "0", "-3", "2.5",
-      "1e3", "'s'", "\"q\"", "'", "\"", "`", "(", ")", ",", "+", "-", "*", "/", "%", "=", "==",
-      "!=", "<>", "<", "<=", ">", ">=", "!", "&&", "||", "and", "or", "not", "is", "null", "in",
-      "between", "like", "case", "when", "then", "else", "end", "cast", "as", "int", "string",
-      "true", "false", "lower(", "substr(", "coalesce(", "if(", "concat(", "round(", "hash(",
-      "to_timestamp(", "split_part(", "least(", "nullif(", "count(", "*", "\\", "#", " ", "distinct"};
+  const std::vector<std::string> pieces = {"n",           "id",      "ts",         "temperature",
+                                           "flag",        "nul",     "`odd name`", "raw",
+                                           "1",           "0",       "-3",         "2.5",
+                                           "1e3",         "'s'",     "\"q\"",      "'",
+                                           "\"",          "`",       "(",          ")",
+                                           ",",           "+",       "-",          "*",
+                                           "/",           "%",       "=",          "==",
+                                           "!=",          "<>",      "<",          "<=",
+                                           ">",           ">=",      "!",          "&&",
+                                           "||",          "and",     "or",         "not",
+                                           "is",          "null",    "in",         "between",
+                                           "like",        "case",    "when",       "then",
+                                           "else",        "end",     "cast",       "as",
+                                           "int",         "string",  "true",       "false",
+                                           "lower(",      "substr(", "coalesce(",  "if(",
+                                           "concat(",     "round(",  "hash(",      "to_timestamp(",
+                                           "split_part(", "least(",  "nullif(",    "count(",
+                                           "*",           "\\",      "#",          " ",
+                                           "distinct"};
   std::mt19937 rng(12345);
   Value out;
   int compiled = 0;

@@ -55,6 +55,7 @@ Status Task::BuildChain() {
     ctx->max_parallelism = vertex_.max_parallelism;
     ctx->processing_time = &time_service_;
     ctx->max_bad_records = options_.max_bad_records;
+    ctx->task_failure = &failure_;
     contexts_.push_back(std::move(ctx));
   }
   counters_.resize(operators_.size());
@@ -138,6 +139,7 @@ Status Task::Run() {
     }
     if (st.ok() && !cancelled_) {
       FinishChain();
+      if (!failure_.ok()) st = failure_.WithContext(name_);
     }
     for (auto& op : operators_) op->Close();
   } catch (const std::exception& e) {
@@ -177,6 +179,7 @@ Status Task::RunSource() {
   while (!cancelled_.load(std::memory_order_relaxed)) {
     time_service_.RunDue();
     InputStatus s = source->PollNext();
+    if (!failure_.ok()) return failure_.WithContext(name_);
     if (s == InputStatus::kEndOfInput) break;
     if (s == InputStatus::kNothingAvailable) {
       next_flush_ms_ = 0;  // idle: push out whatever is buffered
@@ -204,6 +207,7 @@ Status Task::RunInputs() {
     metrics_.idle_ns.fetch_add((t1 - t0).count(), std::memory_order_relaxed);
     if (b) {
       EDDY_RETURN_NOT_OK(ProcessBuffer(channel, b));
+      if (!failure_.ok()) return failure_.WithContext(name_);
       metrics_.busy_ns.fetch_add((std::chrono::steady_clock::now() - t1).count(),
                                  std::memory_order_relaxed);
       if (next_flush_ms_ == INT64_MAX) next_flush_ms_ = 0;

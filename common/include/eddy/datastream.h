@@ -110,6 +110,7 @@ struct StreamInput {
 template <class T>
 class DataStream {
  public:
+  DataStream() = default;
   DataStream(StreamExecutionEnvironment* env, std::vector<StreamInput> inputs)
       : env_(env), inputs_(std::move(inputs)) {}
 
@@ -164,10 +165,10 @@ class DataStream {
                           [make] { return std::make_unique<ProcessOperator<T, OUT>>(make()); });
   }
   template <class F, class K = std::invoke_result_t<F&, const T&>>
-  KeyedStream<T, K> KeyBy(F key_fn);
+  KeyedStream<T, K> KeyBy(F key_fn) const;
   /// Keys by an already-built selector (job spec: field lists); K is the type of key values.
   template <class K>
-  KeyedStream<T, K> KeyBy(std::shared_ptr<const KeySelector<T>> selector);
+  KeyedStream<T, K> KeyBySelector(std::shared_ptr<const KeySelector<T>> selector) const;
 
   DataStream<T> AssignTimestampsAndWatermarks(WatermarkStrategy<T> s) {
     return Transform<T>("Timestamps/Watermarks", [s] {
@@ -314,7 +315,7 @@ class DataStream {
       return nullptr;
     }
   }
-  StreamExecutionEnvironment* env_;
+  StreamExecutionEnvironment* env_ = nullptr;
   std::vector<StreamInput> inputs_;
 };
 
@@ -430,12 +431,12 @@ class KeyedStream {
 
 template <class T>
 template <class F, class K>
-KeyedStream<T, K> DataStream<T>::KeyBy(F key_fn) {
+KeyedStream<T, K> DataStream<T>::KeyBy(F key_fn) const {
   return KeyedStream<T, K>(*this, std::make_shared<LambdaKeySelector<T, K, F>>(std::move(key_fn)));
 }
 template <class T>
 template <class K>
-KeyedStream<T, K> DataStream<T>::KeyBy(std::shared_ptr<const KeySelector<T>> selector) {
+KeyedStream<T, K> DataStream<T>::KeyBySelector(std::shared_ptr<const KeySelector<T>> selector) const {
   return KeyedStream<T, K>(*this, std::move(selector));
 }
 

@@ -23,8 +23,8 @@
 // Conversions   CAST(x AS string|int64|int|bigint|long|double|float|bool|boolean|timestamp|bytes);
 //               an unconvertible value (CAST('abc' AS int)) yields null.
 // Functions     lower upper length char_length substr substring trim ltrim rtrim concat starts_with
-//               ends_with contains replace split_part abs floor ceil round sqrt power pow ln exp mod
-//               least greatest coalesce if nullif to_string to_timestamp hash
+//               ends_with contains replace split_part abs floor ceil round sqrt power pow ln exp
+//               mod least greatest coalesce if nullif to_string to_timestamp hash
 //
 // Semantics
 // - Static typing: every expression has a type fixed at compile time from the Schema; type errors

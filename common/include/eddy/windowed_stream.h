@@ -91,8 +91,17 @@ class WindowedStream {
   DataStream<OUT> Aggregate(std::shared_ptr<const AggregateFunction<T, ACC, MID>> agg,
                             std::function<std::shared_ptr<ProcessWindowFunction<MID, OUT>>()> make_fn,
                             std::string what = "aggregate+process", TypeInfoPtr out_type = nullptr) {
-    return Build<OUT>(what, [agg, make_fn] {
-      return std::make_unique<AggregatingContents<T, ACC, MID, OUT>>(agg, make_fn());
+    return AggregateWith<ACC, MID, OUT>([agg] { return agg; }, std::move(make_fn), std::move(what),
+                                        std::move(out_type));
+  }
+  /// Like Aggregate, with one aggregate function instance per subtask (for stateful functions).
+  template <class ACC, class MID, class OUT>
+  DataStream<OUT> AggregateWith(
+      std::function<std::shared_ptr<const AggregateFunction<T, ACC, MID>>()> make_agg,
+      std::function<std::shared_ptr<ProcessWindowFunction<MID, OUT>>()> make_fn, std::string what,
+      TypeInfoPtr out_type = nullptr) {
+    return Build<OUT>(what, [make_agg, make_fn] {
+      return std::make_unique<AggregatingContents<T, ACC, MID, OUT>>(make_agg(), make_fn());
     }, out_type);
   }
   template <class OUT>

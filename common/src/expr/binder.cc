@@ -11,10 +11,12 @@ namespace eddy::expr {
 namespace {
 
 constexpr std::array<std::string_view, 14> kAggregateNames = {
-    "avg",   "collect", "count",  "count_distinct", "first_value", "last_value", "listagg",
-    "max",   "max_by",  "maxby",  "min",            "min_by",      "minby",      "sum"};
+    "avg",    "collect", "count", "count_distinct", "first_value", "last_value", "listagg", "max",
+    "max_by", "maxby",   "min",   "min_by",         "minby",       "sum"};
 
-std::string TypeName(DataType t) { return std::string(DataTypeName(t)); }
+std::string TypeName(DataType t) {
+  return std::string(DataTypeName(t));
+}
 
 /// The common type of two branch values (CASE, if, coalesce, least/greatest).
 std::optional<DataType> UnifyTypes(DataType a, DataType b) {
@@ -45,26 +47,39 @@ size_t EditDistance(std::string_view a, std::string_view b) {
 
 CmpOp ToCmpOp(BinaryOp op) {
   switch (op) {
-    case BinaryOp::kEq: return CmpOp::kEq;
-    case BinaryOp::kNe: return CmpOp::kNe;
-    case BinaryOp::kLt: return CmpOp::kLt;
-    case BinaryOp::kLe: return CmpOp::kLe;
-    case BinaryOp::kGt: return CmpOp::kGt;
-    default: return CmpOp::kGe;
+    case BinaryOp::kEq:
+      return CmpOp::kEq;
+    case BinaryOp::kNe:
+      return CmpOp::kNe;
+    case BinaryOp::kLt:
+      return CmpOp::kLt;
+    case BinaryOp::kLe:
+      return CmpOp::kLe;
+    case BinaryOp::kGt:
+      return CmpOp::kGt;
+    default:
+      return CmpOp::kGe;
   }
 }
 
 ArithOp ToArithOp(BinaryOp op) {
   switch (op) {
-    case BinaryOp::kAdd: return ArithOp::kAdd;
-    case BinaryOp::kSub: return ArithOp::kSub;
-    case BinaryOp::kMul: return ArithOp::kMul;
-    case BinaryOp::kDiv: return ArithOp::kDiv;
-    default: return ArithOp::kMod;
+    case BinaryOp::kAdd:
+      return ArithOp::kAdd;
+    case BinaryOp::kSub:
+      return ArithOp::kSub;
+    case BinaryOp::kMul:
+      return ArithOp::kMul;
+    case BinaryOp::kDiv:
+      return ArithOp::kDiv;
+    default:
+      return ArithOp::kMod;
   }
 }
 
-bool IsBoolOrNull(DataType t) { return t == DataType::kBool || t == DataType::kNull; }
+bool IsBoolOrNull(DataType t) {
+  return t == DataType::kBool || t == DataType::kNull;
+}
 
 class Binder {
  public:
@@ -92,22 +107,33 @@ class Binder {
 
   NodePtr Bind(const Ast& a) {
     switch (a.kind) {
-      case AstKind::kLiteral: return MakeLiteral(a.literal, a.literal.type());
-      case AstKind::kField: return BindField(a);
-      case AstKind::kNegate: return BindNegate(a);
-      case AstKind::kNot: return BindNot(a);
-      case AstKind::kBinary: return BindBinary(a);
+      case AstKind::kLiteral:
+        return MakeLiteral(a.literal, a.literal.type());
+      case AstKind::kField:
+        return BindField(a);
+      case AstKind::kNegate:
+        return BindNegate(a);
+      case AstKind::kNot:
+        return BindNot(a);
+      case AstKind::kBinary:
+        return BindBinary(a);
       case AstKind::kIsNull: {
         NodePtr c = Bind(*a.children[0]);
         if (!c) return nullptr;
         return FoldConstants(MakeIsNull(std::move(c), a.negated));
       }
-      case AstKind::kIn: return BindIn(a);
-      case AstKind::kBetween: return BindBetween(a);
-      case AstKind::kLike: return BindLike(a);
-      case AstKind::kCase: return BindCase(a);
-      case AstKind::kCast: return BindCast(a);
-      case AstKind::kCall: return BindCall(a);
+      case AstKind::kIn:
+        return BindIn(a);
+      case AstKind::kBetween:
+        return BindBetween(a);
+      case AstKind::kLike:
+        return BindLike(a);
+      case AstKind::kCase:
+        return BindCase(a);
+      case AstKind::kCast:
+        return BindCast(a);
+      case AstKind::kCall:
+        return BindCall(a);
     }
     return Fail(a.pos, "internal error: unknown syntax node");
   }
@@ -227,8 +253,8 @@ class Binder {
   /// Makes `nodes` mutually comparable: string literals compared with timestamps are parsed,
   /// int64/timestamp compared with double become double. Sets `cls`; `all_null` when every node
   /// is null-typed (the comparison is then always null).
-  bool UnifyCompare(std::vector<NodePtr>& nodes, const std::vector<size_t>& positions,
-                    size_t pos, const std::string& what, CmpClass& cls, bool& all_null) {
+  bool UnifyCompare(std::vector<NodePtr>& nodes, const std::vector<size_t>& positions, size_t pos,
+                    const std::string& what, CmpClass& cls, bool& all_null) {
     const bool has_ts = std::any_of(nodes.begin(), nodes.end(), [](const NodePtr& n) {
       return n->type() == DataType::kTimestamp;
     });
@@ -260,8 +286,8 @@ class Binder {
         first = t;
         all_null = false;
       } else if (group(t) != group(first)) {
-        std::string m = "cannot compare " + TypeName(first) + " with " + TypeName(t) + " (" + what +
-                        ")";
+        std::string m =
+            "cannot compare " + TypeName(first) + " with " + TypeName(t) + " (" + what + ")";
         if (group(first) == DataType::kString || group(t) == DataType::kString) {
           m += "; convert one side with CAST(... AS ...)";
         }
@@ -277,8 +303,12 @@ class Binder {
           for (NodePtr& n : nodes) n = Coerce(std::move(n), DataType::kDouble);
         }
         return true;
-      case DataType::kBool: cls = CmpClass::kBool; return true;
-      default: cls = CmpClass::kText; return true;
+      case DataType::kBool:
+        cls = CmpClass::kBool;
+        return true;
+      default:
+        cls = CmpClass::kText;
+        return true;
     }
   }
 
@@ -471,24 +501,36 @@ class Binder {
   static bool Accepts(ParamKind k, DataType t) {
     if (t == DataType::kNull) return true;
     switch (k) {
-      case ParamKind::kString: return t == DataType::kString;
-      case ParamKind::kText: return t == DataType::kString || t == DataType::kBytes;
-      case ParamKind::kNumeric: return IsNumeric(t);
-      case ParamKind::kInteger: return t == DataType::kInt64;
-      case ParamKind::kStringOrNumeric: return t == DataType::kString || IsNumeric(t);
-      case ParamKind::kAny: return true;
+      case ParamKind::kString:
+        return t == DataType::kString;
+      case ParamKind::kText:
+        return t == DataType::kString || t == DataType::kBytes;
+      case ParamKind::kNumeric:
+        return IsNumeric(t);
+      case ParamKind::kInteger:
+        return t == DataType::kInt64;
+      case ParamKind::kStringOrNumeric:
+        return t == DataType::kString || IsNumeric(t);
+      case ParamKind::kAny:
+        return true;
     }
     return false;
   }
 
   static std::string_view ParamName(ParamKind k) {
     switch (k) {
-      case ParamKind::kString: return "string";
-      case ParamKind::kText: return "string or bytes";
-      case ParamKind::kNumeric: return "a number";
-      case ParamKind::kInteger: return "int64";
-      case ParamKind::kStringOrNumeric: return "string or a number";
-      case ParamKind::kAny: return "any value";
+      case ParamKind::kString:
+        return "string";
+      case ParamKind::kText:
+        return "string or bytes";
+      case ParamKind::kNumeric:
+        return "a number";
+      case ParamKind::kInteger:
+        return "int64";
+      case ParamKind::kStringOrNumeric:
+        return "string or a number";
+      case ParamKind::kAny:
+        return "any value";
     }
     return "?";
   }
@@ -523,11 +565,21 @@ class Binder {
     }
     DataType type = DataType::kString;
     switch (f->ret) {
-      case ReturnKind::kString: type = DataType::kString; break;
-      case ReturnKind::kInt64: type = DataType::kInt64; break;
-      case ReturnKind::kDouble: type = DataType::kDouble; break;
-      case ReturnKind::kBool: type = DataType::kBool; break;
-      case ReturnKind::kTimestamp: type = DataType::kTimestamp; break;
+      case ReturnKind::kString:
+        type = DataType::kString;
+        break;
+      case ReturnKind::kInt64:
+        type = DataType::kInt64;
+        break;
+      case ReturnKind::kDouble:
+        type = DataType::kDouble;
+        break;
+      case ReturnKind::kBool:
+        type = DataType::kBool;
+        break;
+      case ReturnKind::kTimestamp:
+        type = DataType::kTimestamp;
+        break;
       case ReturnKind::kSameNumeric:
         type = args[0]->type() == DataType::kDouble ? DataType::kDouble : DataType::kInt64;
         break;

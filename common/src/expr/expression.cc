@@ -38,8 +38,7 @@ class CompiledExpression final : public Expression {
 
 }  // namespace
 
-Result<std::unique_ptr<Expression>> CompileExpression(std::string_view text,
-                                                      const Schema& schema) {
+Result<std::unique_ptr<Expression>> CompileExpression(std::string_view text, const Schema& schema) {
   EDDY_ASSIGN_OR_RETURN(expr::AstPtr ast, expr::ParseExpressionText(text));
   std::vector<std::string> fields;
   EDDY_ASSIGN_OR_RETURN(expr::NodePtr root, expr::Bind(text, schema, *ast, fields));
@@ -56,8 +55,8 @@ Result<AggregateCall> ParseAggregateCall(std::string_view text, const Schema& sc
     std::vector<std::string> fields;
     EDDY_ASSIGN_OR_RETURN(expr::NodePtr root, expr::Bind(text, schema, *arg, fields));
     std::string arg_text(text.substr(arg->begin, arg->end - arg->begin));
-    call.args.push_back(
-        std::make_unique<CompiledExpression>(std::move(arg_text), std::move(root), std::move(fields)));
+    call.args.push_back(std::make_unique<CompiledExpression>(std::move(arg_text), std::move(root),
+                                                             std::move(fields)));
   }
   return call;
 }

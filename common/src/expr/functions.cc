@@ -158,8 +158,8 @@ void FnSplitPart(Args a, size_t, Value& out) {
     begin = j + d.size();
   }
   const size_t end = s.find(d, begin);
-  out.SetString(s.substr(begin, end == std::string_view::npos ? std::string_view::npos
-                                                              : end - begin));
+  out.SetString(
+      s.substr(begin, end == std::string_view::npos ? std::string_view::npos : end - begin));
 }
 
 // ---- numbers ----
@@ -257,7 +257,9 @@ void FnLn(Args a, size_t, Value& out) {
   }
 }
 
-void FnExp(Args a, size_t, Value& out) { SetDoubleOrNull(out, std::exp(a[0]->AsDouble())); }
+void FnExp(Args a, size_t, Value& out) {
+  SetDoubleOrNull(out, std::exp(a[0]->AsDouble()));
+}
 
 void FnLeast(Args a, size_t n, Value& out) {
   size_t best = 0;
@@ -277,11 +279,17 @@ void FnGreatest(Args a, size_t n, Value& out) {
 
 // ---- conversions ----
 
-void FnToString(Args a, size_t, Value& out) { CastValue(*a[0], DataType::kString, out); }
+void FnToString(Args a, size_t, Value& out) {
+  CastValue(*a[0], DataType::kString, out);
+}
 
-void FnToTimestamp(Args a, size_t, Value& out) { CastValue(*a[0], DataType::kTimestamp, out); }
+void FnToTimestamp(Args a, size_t, Value& out) {
+  CastValue(*a[0], DataType::kTimestamp, out);
+}
 
-void FnHash(Args a, size_t, Value& out) { out.SetInt(HashValue(*a[0])); }
+void FnHash(Args a, size_t, Value& out) {
+  out.SetInt(HashValue(*a[0]));
+}
 
 constexpr ParamKind S = ParamKind::kString;
 constexpr ParamKind T = ParamKind::kText;
@@ -296,13 +304,24 @@ constexpr FunctionDef kFunctions[] = {
     {"ceil", 1, 1, {N, N, N}, ReturnKind::kSameNumeric, true, FnCeil, "ceil(number)"},
     {"char_length", 1, 1, {T, T, T}, ReturnKind::kInt64, true, FnLength, "char_length(string)"},
     {"concat", 1, -1, {A, A, A}, ReturnKind::kString, true, FnConcat, "concat(value, ...)"},
-    {"contains", 2, 2, {S, S, S}, ReturnKind::kBool, true, FnContains,
-     "contains(string, string)"},
-    {"ends_with", 2, 2, {S, S, S}, ReturnKind::kBool, true, FnEndsWith,
+    {"contains", 2, 2, {S, S, S}, ReturnKind::kBool, true, FnContains, "contains(string, string)"},
+    {"ends_with",
+     2,
+     2,
+     {S, S, S},
+     ReturnKind::kBool,
+     true,
+     FnEndsWith,
      "ends_with(string, string)"},
     {"exp", 1, 1, {N, N, N}, ReturnKind::kDouble, true, FnExp, "exp(number)"},
     {"floor", 1, 1, {N, N, N}, ReturnKind::kSameNumeric, true, FnFloor, "floor(number)"},
-    {"greatest", 1, -1, {A, A, A}, ReturnKind::kUnifyOrdered, true, FnGreatest,
+    {"greatest",
+     1,
+     -1,
+     {A, A, A},
+     ReturnKind::kUnifyOrdered,
+     true,
+     FnGreatest,
      "greatest(value, ...)"},
     {"hash", 1, 1, {A, A, A}, ReturnKind::kInt64, false, FnHash, "hash(value)"},
     {"least", 1, -1, {A, A, A}, ReturnKind::kUnifyOrdered, true, FnLeast, "least(value, ...)"},
@@ -312,22 +331,57 @@ constexpr FunctionDef kFunctions[] = {
     {"ltrim", 1, 1, {S, S, S}, ReturnKind::kString, true, FnLtrim, "ltrim(string)"},
     {"pow", 2, 2, {N, N, N}, ReturnKind::kDouble, true, FnPower, "pow(number, number)"},
     {"power", 2, 2, {N, N, N}, ReturnKind::kDouble, true, FnPower, "power(number, number)"},
-    {"replace", 3, 3, {S, S, S}, ReturnKind::kString, true, FnReplace,
-     "replace(string, from, to)"},
-    {"round", 1, 2, {N, I, I}, ReturnKind::kSameNumeric, true, FnRound,
+    {"replace", 3, 3, {S, S, S}, ReturnKind::kString, true, FnReplace, "replace(string, from, to)"},
+    {"round",
+     1,
+     2,
+     {N, I, I},
+     ReturnKind::kSameNumeric,
+     true,
+     FnRound,
      "round(number[, digits int64])"},
     {"rtrim", 1, 1, {S, S, S}, ReturnKind::kString, true, FnRtrim, "rtrim(string)"},
-    {"split_part", 3, 3, {S, S, I}, ReturnKind::kString, true, FnSplitPart,
+    {"split_part",
+     3,
+     3,
+     {S, S, I},
+     ReturnKind::kString,
+     true,
+     FnSplitPart,
      "split_part(string, delimiter, n int64)"},
     {"sqrt", 1, 1, {N, N, N}, ReturnKind::kDouble, true, FnSqrt, "sqrt(number)"},
-    {"starts_with", 2, 2, {S, S, S}, ReturnKind::kBool, true, FnStartsWith,
+    {"starts_with",
+     2,
+     2,
+     {S, S, S},
+     ReturnKind::kBool,
+     true,
+     FnStartsWith,
      "starts_with(string, string)"},
-    {"substr", 2, 3, {S, I, I}, ReturnKind::kString, true, FnSubstr,
+    {"substr",
+     2,
+     3,
+     {S, I, I},
+     ReturnKind::kString,
+     true,
+     FnSubstr,
      "substr(string, start int64[, length int64])"},
-    {"substring", 2, 3, {S, I, I}, ReturnKind::kString, true, FnSubstr,
+    {"substring",
+     2,
+     3,
+     {S, I, I},
+     ReturnKind::kString,
+     true,
+     FnSubstr,
      "substring(string, start int64[, length int64])"},
     {"to_string", 1, 1, {A, A, A}, ReturnKind::kString, true, FnToString, "to_string(value)"},
-    {"to_timestamp", 1, 1, {SN, SN, SN}, ReturnKind::kTimestamp, true, FnToTimestamp,
+    {"to_timestamp",
+     1,
+     1,
+     {SN, SN, SN},
+     ReturnKind::kTimestamp,
+     true,
+     FnToTimestamp,
      "to_timestamp(string or epoch milliseconds)"},
     {"trim", 1, 1, {S, S, S}, ReturnKind::kString, true, FnTrim, "trim(string)"},
     {"upper", 1, 1, {S, S, S}, ReturnKind::kString, true, FnUpper, "upper(string)"},
@@ -344,8 +398,9 @@ constexpr std::string_view kSpecialForms[] = {"coalesce", "if", "mod", "nullif"}
 }  // namespace
 
 const FunctionDef* FindFunction(std::string_view name) {
-  const auto* it = std::lower_bound(std::begin(kFunctions), std::end(kFunctions), name,
-                                    [](const FunctionDef& f, std::string_view n) { return f.name < n; });
+  const auto* it =
+      std::lower_bound(std::begin(kFunctions), std::end(kFunctions), name,
+                       [](const FunctionDef& f, std::string_view n) { return f.name < n; });
   if (it != std::end(kFunctions) && it->name == name) return it;
   return nullptr;
 }

@@ -6,9 +6,15 @@
 namespace eddy::expr {
 namespace {
 
-bool IsDigit(char c) { return c >= '0' && c <= '9'; }
-bool IsIdentStart(char c) { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_'; }
-bool IsIdentChar(char c) { return IsIdentStart(c) || IsDigit(c); }
+bool IsDigit(char c) {
+  return c >= '0' && c <= '9';
+}
+bool IsIdentStart(char c) {
+  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_';
+}
+bool IsIdentChar(char c) {
+  return IsIdentStart(c) || IsDigit(c);
+}
 
 int HexDigit(char c) {
   if (c >= '0' && c <= '9') return c - '0';
@@ -33,7 +39,8 @@ void AppendUtf8(uint32_t cp, std::string& out) {
 std::string DescribeChar(char c) {
   if (c >= 0x20 && c < 0x7F) return std::string("'") + c + "'";
   char buf[16];
-  std::snprintf(buf, sizeof(buf), "byte 0x%02X", static_cast<unsigned>(static_cast<unsigned char>(c)));
+  std::snprintf(buf, sizeof(buf), "byte 0x%02X",
+                static_cast<unsigned>(static_cast<unsigned char>(c)));
   return buf;
 }
 
@@ -44,8 +51,8 @@ class Lexer {
   Result<std::vector<Token>> Run() {
     std::vector<Token> tokens;
     while (true) {
-      while (i_ < text_.size() && (text_[i_] == ' ' || text_[i_] == '\t' || text_[i_] == '\n' ||
-                                   text_[i_] == '\r')) {
+      while (i_ < text_.size() &&
+             (text_[i_] == ' ' || text_[i_] == '\t' || text_[i_] == '\n' || text_[i_] == '\r')) {
         ++i_;
       }
       Token t;
@@ -157,14 +164,26 @@ class Lexer {
     const char e = text_[i_ + 1];
     i_ += 2;
     switch (e) {
-      case 'n': out.push_back('\n'); return Status::Ok();
-      case 't': out.push_back('\t'); return Status::Ok();
-      case 'r': out.push_back('\r'); return Status::Ok();
-      case '0': out.push_back('\0'); return Status::Ok();
-      case '\\': out.push_back('\\'); return Status::Ok();
+      case 'n':
+        out.push_back('\n');
+        return Status::Ok();
+      case 't':
+        out.push_back('\t');
+        return Status::Ok();
+      case 'r':
+        out.push_back('\r');
+        return Status::Ok();
+      case '0':
+        out.push_back('\0');
+        return Status::Ok();
+      case '\\':
+        out.push_back('\\');
+        return Status::Ok();
       case '\'':
       case '"':
-      case '`': out.push_back(e); return Status::Ok();
+      case '`':
+        out.push_back(e);
+        return Status::Ok();
       case 'u': {
         uint32_t cp = 0;
         for (int k = 0; k < 4; ++k) {
@@ -198,28 +217,40 @@ class Lexer {
       return Status::Ok();
     };
     switch (c) {
-      case '(': return one(TokenKind::kLParen);
-      case ')': return one(TokenKind::kRParen);
-      case ',': return one(TokenKind::kComma);
-      case '+': return one(TokenKind::kPlus);
-      case '-': return one(TokenKind::kMinus);
-      case '*': return one(TokenKind::kStar);
-      case '/': return one(TokenKind::kSlash);
-      case '%': return one(TokenKind::kPercent);
-      case '=': return n == '=' ? two(TokenKind::kEq) : one(TokenKind::kEq);
-      case '!': return n == '=' ? two(TokenKind::kNe) : one(TokenKind::kBang);
+      case '(':
+        return one(TokenKind::kLParen);
+      case ')':
+        return one(TokenKind::kRParen);
+      case ',':
+        return one(TokenKind::kComma);
+      case '+':
+        return one(TokenKind::kPlus);
+      case '-':
+        return one(TokenKind::kMinus);
+      case '*':
+        return one(TokenKind::kStar);
+      case '/':
+        return one(TokenKind::kSlash);
+      case '%':
+        return one(TokenKind::kPercent);
+      case '=':
+        return n == '=' ? two(TokenKind::kEq) : one(TokenKind::kEq);
+      case '!':
+        return n == '=' ? two(TokenKind::kNe) : one(TokenKind::kBang);
       case '<':
         if (n == '=') return two(TokenKind::kLe);
         if (n == '>') return two(TokenKind::kNe);
         return one(TokenKind::kLt);
-      case '>': return n == '=' ? two(TokenKind::kGe) : one(TokenKind::kGt);
+      case '>':
+        return n == '=' ? two(TokenKind::kGe) : one(TokenKind::kGt);
       case '&':
         if (n == '&') return two(TokenKind::kAndAnd);
         return CompileError(text_, i_, "unexpected character '&' (use AND or &&)");
       case '|':
         if (n == '|') return two(TokenKind::kOrOr);
         return CompileError(text_, i_, "unexpected character '|' (use OR or ||)");
-      default: return CompileError(text_, i_, "unexpected character " + DescribeChar(c));
+      default:
+        return CompileError(text_, i_, "unexpected character " + DescribeChar(c));
     }
   }
 
@@ -239,6 +270,8 @@ Status CompileError(std::string_view text, size_t pos, std::string_view what) {
   return Status::InvalidArgument(std::move(m));
 }
 
-Result<std::vector<Token>> Tokenize(std::string_view text) { return Lexer(text).Run(); }
+Result<std::vector<Token>> Tokenize(std::string_view text) {
+  return Lexer(text).Run();
+}
 
 }  // namespace eddy::expr

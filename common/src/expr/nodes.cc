@@ -1,7 +1,9 @@
 #include "common/src/expr/nodes.h"
 
 #include <cmath>
+#include <string>
 #include <string_view>
+#include <utility>
 
 #include "common/src/expr/value_ops.h"
 
@@ -32,6 +34,84 @@ class NodeImpl : public Node {
   }
 };
 
+/// Reads field `index` of `row`, converting a value whose type disagrees with the schema like
+/// CAST (into `scratch`); a missing field reads as null.
+inline const Value& ReadField(const Row& row, size_t index, DataType type, Value& scratch) {
+  if (index < row.size()) [[likely]] {
+    const Value& v = row.Get(index);
+    if (v.type() == type || v.is_null()) [[likely]] {
+      return v;
+    }
+    CastValue(v, type, scratch);
+    return scratch;
+  }
+  scratch.SetNull();
+  return scratch;
+}
+
+/// Where a binary node reads an operand: by evaluating its child, straight from the Row (the
+/// child is a field reference) or from a copy of a constant (the child is a literal). The last
+/// two save a virtual call per operand on the hot path.
+enum class Src : uint8_t { kNode, kField, kConst };
+
+/// Per-operand state for Src::kField and Src::kConst.
+struct Operand {
+  size_t field_index = 0;
+  DataType type = DataType::kNull;
+  Value value;  ///< the constant, or scratch for converting a mistyped field
+};
+
+/// Base of nodes with two operands read through Src policies. The children stay in children_
+/// (for Clone, folding and inspection) even when they are bypassed.
+template <class Derived, Src kL, Src kR>
+class BinaryNode : public NodeImpl<Derived> {
+ public:
+  BinaryNode(DataType type, std::vector<NodePtr> children)
+      : NodeImpl<Derived>(type, std::move(children)) {
+    Init<kL>(0);
+    Init<kR>(1);
+  }
+
+ protected:
+  const Value& Left(const Row& row) { return Read<kL>(0, row); }
+  const Value& Right(const Row& row) { return Read<kR>(1, row); }
+
+ private:
+  template <Src kSrc>
+  void Init(size_t i) {
+    Node& c = *this->children_[i];
+    if constexpr (kSrc == Src::kField) {
+      ops_[i].field_index = static_cast<size_t>(c.field_index());
+      ops_[i].type = c.type();
+    } else if constexpr (kSrc == Src::kConst) {
+      CopyValue(c.Eval(Row()), ops_[i].value);
+    }
+  }
+  template <Src kSrc>
+  const Value& Read(size_t i, const Row& row) {
+    if constexpr (kSrc == Src::kConst) {
+      return ops_[i].value;
+    } else if constexpr (kSrc == Src::kField) {
+      return ReadField(row, ops_[i].field_index, ops_[i].type, ops_[i].value);
+    } else {
+      return this->children_[i]->Eval(row);
+    }
+  }
+
+  Operand ops_[2];
+};
+
+/// Calls `f.template operator()<kL, kR>()` with the operand sources that suit `a` and `b`.
+template <class F>
+NodePtr DispatchSources(const NodePtr& a, const NodePtr& b, F&& f) {
+  const bool left_field = a->field_index() >= 0;
+  const bool right_const = b->is_literal();
+  if (left_field && right_const) return f.template operator()<Src::kField, Src::kConst>();
+  if (left_field) return f.template operator()<Src::kField, Src::kNode>();
+  if (right_const) return f.template operator()<Src::kNode, Src::kConst>();
+  return f.template operator()<Src::kNode, Src::kNode>();
+}
+
 // ---------------------------------------------------------------------------------------------
 // Leaves and conversions
 
@@ -45,18 +125,7 @@ class LiteralNode final : public NodeImpl<LiteralNode> {
 class FieldNode final : public NodeImpl<FieldNode> {
  public:
   FieldNode(int index, DataType type) : NodeImpl(type, {}), index_(static_cast<size_t>(index)) {}
-  const Value& Eval(const Row& row) override {
-    if (index_ >= row.size()) [[unlikely]] {
-      return ResultNull();
-    }
-    const Value& v = row.Get(index_);
-    if (v.type() == type_ || v.is_null()) [[likely]] {
-      return v;
-    }
-    // The row disagrees with the schema: convert like CAST (null when impossible).
-    CastValue(v, type_, result_);
-    return result_;
-  }
+  const Value& Eval(const Row& row) override { return ReadField(row, index_, type_, result_); }
   int field_index() const override { return static_cast<int>(index_); }
 
  private:
@@ -137,14 +206,14 @@ bool DoubleArith(double a, double b, double& r) {
   return true;
 }
 
-template <ArithOp kOp, bool kDouble>
-class ArithNode final : public NodeImpl<ArithNode<kOp, kDouble>> {
+template <ArithOp kOp, bool kDouble, Src kL, Src kR>
+class ArithNode final : public BinaryNode<ArithNode<kOp, kDouble, kL, kR>, kL, kR> {
  public:
-  using NodeImpl<ArithNode<kOp, kDouble>>::NodeImpl;
+  using BinaryNode<ArithNode<kOp, kDouble, kL, kR>, kL, kR>::BinaryNode;
   const Value& Eval(const Row& row) override {
-    const Value& a = this->children_[0]->Eval(row);
+    const Value& a = this->Left(row);
     if (a.is_null()) return this->ResultNull();
-    const Value& b = this->children_[1]->Eval(row);
+    const Value& b = this->Right(row);
     if (b.is_null()) return this->ResultNull();
     if constexpr (kDouble) {
       double r = 0;
@@ -165,10 +234,15 @@ class ArithNode final : public NodeImpl<ArithNode<kOp, kDouble>> {
 
 template <ArithOp kOp>
 NodePtr MakeArithFor(DataType type, NodePtr a, NodePtr b) {
-  if (type == DataType::kDouble) {
-    return std::make_unique<ArithNode<kOp, true>>(type, Vec(std::move(a), std::move(b)));
+  if constexpr (kOp == ArithOp::kAdd || kOp == ArithOp::kMul) {
+    if (a->is_literal() && !b->is_literal()) std::swap(a, b);  // commutative: constant right
   }
-  return std::make_unique<ArithNode<kOp, false>>(type, Vec(std::move(a), std::move(b)));
+  return DispatchSources(a, b, [&]<Src kL, Src kR>() -> NodePtr {
+    if (type == DataType::kDouble) {
+      return std::make_unique<ArithNode<kOp, true, kL, kR>>(type, Vec(std::move(a), std::move(b)));
+    }
+    return std::make_unique<ArithNode<kOp, false, kL, kR>>(type, Vec(std::move(a), std::move(b)));
+  });
 }
 
 class ConcatNode final : public NodeImpl<ConcatNode> {
@@ -230,35 +304,68 @@ int Compare3(CmpClass cls, const Value& a, const Value& b) {
       const int c = a.string_value().compare(b.string_value());
       return c < 0 ? -1 : (c > 0 ? 1 : 0);
     }
-    case CmpClass::kBool: return static_cast<int>(a.bool_value()) - static_cast<int>(b.bool_value());
+    case CmpClass::kBool:
+      return static_cast<int>(a.bool_value()) - static_cast<int>(b.bool_value());
   }
   return 2;
 }
 
-template <CmpOp kOp, CmpClass kCls>
-class CompareNode final : public NodeImpl<CompareNode<kOp, kCls>> {
+template <CmpOp kOp, CmpClass kCls, Src kL, Src kR>
+class CompareNode final : public BinaryNode<CompareNode<kOp, kCls, kL, kR>, kL, kR> {
  public:
-  using NodeImpl<CompareNode<kOp, kCls>>::NodeImpl;
+  using BinaryNode<CompareNode<kOp, kCls, kL, kR>, kL, kR>::BinaryNode;
   const Value& Eval(const Row& row) override {
-    const Value& a = this->children_[0]->Eval(row);
+    const Value& a = this->Left(row);
     if (a.is_null()) return this->ResultNull();
-    const Value& b = this->children_[1]->Eval(row);
+    const Value& b = this->Right(row);
     if (b.is_null()) return this->ResultNull();
     return this->ResultBool(Apply<kOp>(Get<kCls>(a), Get<kCls>(b)));
   }
 };
 
+template <CmpOp kOp, CmpClass kCls>
+NodePtr MakeCompareNode(NodePtr a, NodePtr b) {
+  return DispatchSources(a, b, [&]<Src kL, Src kR>() -> NodePtr {
+    return std::make_unique<CompareNode<kOp, kCls, kL, kR>>(DataType::kBool,
+                                                            Vec(std::move(a), std::move(b)));
+  });
+}
+
+/// The operator that gives the same result with the operands swapped.
+CmpOp Mirror(CmpOp op) {
+  switch (op) {
+    case CmpOp::kLt:
+      return CmpOp::kGt;
+    case CmpOp::kLe:
+      return CmpOp::kGe;
+    case CmpOp::kGt:
+      return CmpOp::kLt;
+    case CmpOp::kGe:
+      return CmpOp::kLe;
+    default:
+      return op;
+  }
+}
+
 template <CmpClass kCls>
 NodePtr MakeCompareFor(CmpOp op, NodePtr a, NodePtr b) {
-  std::vector<NodePtr> c = Vec(std::move(a), std::move(b));
-  constexpr DataType kB = DataType::kBool;
+  if (a->is_literal() && !b->is_literal()) {  // 30 < x  ==>  x > 30: constant on the right
+    std::swap(a, b);
+    op = Mirror(op);
+  }
   switch (op) {
-    case CmpOp::kEq: return std::make_unique<CompareNode<CmpOp::kEq, kCls>>(kB, std::move(c));
-    case CmpOp::kNe: return std::make_unique<CompareNode<CmpOp::kNe, kCls>>(kB, std::move(c));
-    case CmpOp::kLt: return std::make_unique<CompareNode<CmpOp::kLt, kCls>>(kB, std::move(c));
-    case CmpOp::kLe: return std::make_unique<CompareNode<CmpOp::kLe, kCls>>(kB, std::move(c));
-    case CmpOp::kGt: return std::make_unique<CompareNode<CmpOp::kGt, kCls>>(kB, std::move(c));
-    case CmpOp::kGe: return std::make_unique<CompareNode<CmpOp::kGe, kCls>>(kB, std::move(c));
+    case CmpOp::kEq:
+      return MakeCompareNode<CmpOp::kEq, kCls>(std::move(a), std::move(b));
+    case CmpOp::kNe:
+      return MakeCompareNode<CmpOp::kNe, kCls>(std::move(a), std::move(b));
+    case CmpOp::kLt:
+      return MakeCompareNode<CmpOp::kLt, kCls>(std::move(a), std::move(b));
+    case CmpOp::kLe:
+      return MakeCompareNode<CmpOp::kLe, kCls>(std::move(a), std::move(b));
+    case CmpOp::kGt:
+      return MakeCompareNode<CmpOp::kGt, kCls>(std::move(a), std::move(b));
+    case CmpOp::kGe:
+      return MakeCompareNode<CmpOp::kGe, kCls>(std::move(a), std::move(b));
   }
   return nullptr;
 }
@@ -320,17 +427,58 @@ class BetweenNode final : public NodeImpl<BetweenNode> {
 class LikeNode final : public NodeImpl<LikeNode> {
  public:
   LikeNode(std::vector<NodePtr> children, bool negated)
-      : NodeImpl(DataType::kBool, std::move(children)), negated_(negated) {}
+      : NodeImpl(DataType::kBool, std::move(children)), negated_(negated) {
+    if (children_[1]->is_literal()) Analyze(children_[1]->Eval(Row()));
+  }
   const Value& Eval(const Row& row) override {
     const Value& s = children_[0]->Eval(row);
     if (s.is_null()) return ResultNull();
-    const Value& p = children_[1]->Eval(row);
-    if (p.is_null()) return ResultNull();
-    return ResultBool(LikeMatch(s.string_value(), p.string_value()) != negated_);
+    const std::string_view str = s.string_value();
+    bool match = false;
+    switch (shape_) {
+      case Shape::kExact:
+        match = str == core_;
+        break;
+      case Shape::kPrefix:
+        match = str.starts_with(core_);
+        break;
+      case Shape::kSuffix:
+        match = str.ends_with(core_);
+        break;
+      case Shape::kContains:
+        match = str.find(core_) != std::string_view::npos;
+        break;
+      case Shape::kGeneral: {
+        const Value& p = children_[1]->Eval(row);
+        if (p.is_null()) return ResultNull();
+        match = LikeMatch(str, p.string_value());
+        break;
+      }
+    }
+    return ResultBool(match != negated_);
   }
 
  private:
+  /// Constant patterns without '_' or '\' and with '%' only at the ends need no matcher.
+  enum class Shape : uint8_t { kGeneral, kExact, kPrefix, kSuffix, kContains };
+
+  void Analyze(const Value& pattern) {
+    if (pattern.type() != DataType::kString) return;
+    std::string_view p = pattern.string_value();
+    if (p.find_first_of("_\\") != std::string_view::npos) return;
+    const bool lead = p.starts_with('%');
+    while (p.starts_with('%')) p.remove_prefix(1);
+    const bool trail = p.ends_with('%');
+    while (p.ends_with('%')) p.remove_suffix(1);
+    if (p.find('%') != std::string_view::npos) return;
+    core_ = std::string(p);
+    shape_ = lead ? (trail ? Shape::kContains : Shape::kSuffix)
+                  : (trail ? Shape::kPrefix : Shape::kExact);
+  }
+
   bool negated_;
+  Shape shape_ = Shape::kGeneral;
+  std::string core_;
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -470,7 +618,9 @@ NodePtr MakeLiteral(const Value& v, DataType type) {
   return std::make_unique<LiteralNode>(v, type);
 }
 
-NodePtr MakeField(int index, DataType type) { return std::make_unique<FieldNode>(index, type); }
+NodePtr MakeField(int index, DataType type) {
+  return std::make_unique<FieldNode>(index, type);
+}
 
 NodePtr MakeCast(NodePtr child, DataType to) {
   return std::make_unique<CastNode>(to, Vec(std::move(child)));
@@ -485,11 +635,16 @@ NodePtr MakeNegate(NodePtr child) {
 
 NodePtr MakeArith(ArithOp op, DataType type, NodePtr a, NodePtr b) {
   switch (op) {
-    case ArithOp::kAdd: return MakeArithFor<ArithOp::kAdd>(type, std::move(a), std::move(b));
-    case ArithOp::kSub: return MakeArithFor<ArithOp::kSub>(type, std::move(a), std::move(b));
-    case ArithOp::kMul: return MakeArithFor<ArithOp::kMul>(type, std::move(a), std::move(b));
-    case ArithOp::kDiv: return MakeArithFor<ArithOp::kDiv>(type, std::move(a), std::move(b));
-    case ArithOp::kMod: return MakeArithFor<ArithOp::kMod>(type, std::move(a), std::move(b));
+    case ArithOp::kAdd:
+      return MakeArithFor<ArithOp::kAdd>(type, std::move(a), std::move(b));
+    case ArithOp::kSub:
+      return MakeArithFor<ArithOp::kSub>(type, std::move(a), std::move(b));
+    case ArithOp::kMul:
+      return MakeArithFor<ArithOp::kMul>(type, std::move(a), std::move(b));
+    case ArithOp::kDiv:
+      return MakeArithFor<ArithOp::kDiv>(type, std::move(a), std::move(b));
+    case ArithOp::kMod:
+      return MakeArithFor<ArithOp::kMod>(type, std::move(a), std::move(b));
   }
   return nullptr;
 }
@@ -500,11 +655,14 @@ NodePtr MakeConcat(NodePtr a, NodePtr b) {
 
 NodePtr MakeCompare(CmpOp op, CmpClass cls, NodePtr a, NodePtr b) {
   switch (cls) {
-    case CmpClass::kInt: return MakeCompareFor<CmpClass::kInt>(op, std::move(a), std::move(b));
+    case CmpClass::kInt:
+      return MakeCompareFor<CmpClass::kInt>(op, std::move(a), std::move(b));
     case CmpClass::kDouble:
       return MakeCompareFor<CmpClass::kDouble>(op, std::move(a), std::move(b));
-    case CmpClass::kText: return MakeCompareFor<CmpClass::kText>(op, std::move(a), std::move(b));
-    case CmpClass::kBool: return MakeCompareFor<CmpClass::kBool>(op, std::move(a), std::move(b));
+    case CmpClass::kText:
+      return MakeCompareFor<CmpClass::kText>(op, std::move(a), std::move(b));
+    case CmpClass::kBool:
+      return MakeCompareFor<CmpClass::kBool>(op, std::move(a), std::move(b));
   }
   return nullptr;
 }
@@ -542,8 +700,7 @@ NodePtr MakeCase(DataType type, std::vector<NodePtr> children, bool has_else) {
   return std::make_unique<CaseNode>(type, std::move(children), has_else);
 }
 
-NodePtr MakeSimpleCase(DataType type, CmpClass cls, std::vector<NodePtr> children,
-                       bool has_else) {
+NodePtr MakeSimpleCase(DataType type, CmpClass cls, std::vector<NodePtr> children, bool has_else) {
   return std::make_unique<SimpleCaseNode>(type, cls, std::move(children), has_else);
 }
 

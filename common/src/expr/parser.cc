@@ -7,10 +7,12 @@ namespace eddy::expr {
 namespace {
 
 constexpr std::array<std::string_view, 17> kReservedWords = {
-    "and", "or",   "not",  "is",   "null", "in",   "between", "like", "case",
-    "when", "then", "else", "end", "cast", "as",  "true",    "false"};
+    "and",  "or",   "not",  "is",  "null", "in", "between", "like", "case",
+    "when", "then", "else", "end", "cast", "as", "true",    "false"};
 
-char ToLower(char c) { return c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c; }
+char ToLower(char c) {
+  return c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c;
+}
 
 std::string Lower(std::string_view s) {
   std::string r(s);
@@ -51,10 +53,11 @@ class Parser {
   Result<AggregateAst> ParseAggregate() {
     AggregateAst agg;
     const Token& name = Peek();
-    if (name.kind != TokenKind::kIdent || IsReserved(name) ||
-        Peek(1).kind != TokenKind::kLParen) {
-      return Error(name.pos, "expected an aggregate call such as count(), avg(temperature) or "
-                             "count(distinct id), found " + Describe(name));
+    if (name.kind != TokenKind::kIdent || IsReserved(name) || Peek(1).kind != TokenKind::kLParen) {
+      return Error(name.pos,
+                   "expected an aggregate call such as count(), avg(temperature) or "
+                   "count(distinct id), found " +
+                       Describe(name));
     }
     agg.name = Lower(name.text);
     agg.name_pos = name.pos;
@@ -89,9 +92,7 @@ class Parser {
 
  private:
   // ---- token access ----
-  const Token& Peek(size_t k = 0) const {
-    return tokens_[std::min(cur_ + k, tokens_.size() - 1)];
-  }
+  const Token& Peek(size_t k = 0) const { return tokens_[std::min(cur_ + k, tokens_.size() - 1)]; }
   const Token& Next() {
     const Token& t = Peek();
     if (cur_ < tokens_.size() - 1) ++cur_;
@@ -118,7 +119,8 @@ class Parser {
   }
   bool ExpectKeyword(std::string_view kw, std::string_view context) {
     if (AcceptKeyword(kw)) return true;
-    Fail(Peek().pos, "expected " + Upper(kw) + std::string(context) + ", found " + Describe(Peek()));
+    Fail(Peek().pos,
+         "expected " + Upper(kw) + std::string(context) + ", found " + Describe(Peek()));
     return false;
   }
 
@@ -134,10 +136,14 @@ class Parser {
     if (src.size() > 40) src = src.substr(0, 37) + "...";
     switch (t.kind) {
       case TokenKind::kInt:
-      case TokenKind::kDouble: return "number " + src;
-      case TokenKind::kString: return "string " + src;
-      case TokenKind::kIdent: return (IsReserved(t) ? "keyword " : "name ") + src;
-      default: return "'" + src + "'";
+      case TokenKind::kDouble:
+        return "number " + src;
+      case TokenKind::kString:
+        return "string " + src;
+      case TokenKind::kIdent:
+        return (IsReserved(t) ? "keyword " : "name ") + src;
+      default:
+        return "'" + src + "'";
     }
   }
 
@@ -233,13 +239,26 @@ class Parser {
 
   static bool ComparisonOp(TokenKind k, BinaryOp& op) {
     switch (k) {
-      case TokenKind::kEq: op = BinaryOp::kEq; return true;
-      case TokenKind::kNe: op = BinaryOp::kNe; return true;
-      case TokenKind::kLt: op = BinaryOp::kLt; return true;
-      case TokenKind::kLe: op = BinaryOp::kLe; return true;
-      case TokenKind::kGt: op = BinaryOp::kGt; return true;
-      case TokenKind::kGe: op = BinaryOp::kGe; return true;
-      default: return false;
+      case TokenKind::kEq:
+        op = BinaryOp::kEq;
+        return true;
+      case TokenKind::kNe:
+        op = BinaryOp::kNe;
+        return true;
+      case TokenKind::kLt:
+        op = BinaryOp::kLt;
+        return true;
+      case TokenKind::kLe:
+        op = BinaryOp::kLe;
+        return true;
+      case TokenKind::kGt:
+        op = BinaryOp::kGt;
+        return true;
+      case TokenKind::kGe:
+        op = BinaryOp::kGe;
+        return true;
+      default:
+        return false;
     }
   }
 
@@ -263,9 +282,9 @@ class Parser {
         lhs = std::move(a);
         continue;
       }
-      const bool negated = IsKeyword(Peek(), "not") &&
-                           (IsKeyword(Peek(1), "in") || IsKeyword(Peek(1), "between") ||
-                            IsKeyword(Peek(1), "like"));
+      const bool negated =
+          IsKeyword(Peek(), "not") &&
+          (IsKeyword(Peek(1), "in") || IsKeyword(Peek(1), "between") || IsKeyword(Peek(1), "like"));
       if (negated) Next();
       if (IsKeyword(Peek(), "in")) {
         lhs = ParseIn(std::move(lhs), negated);
@@ -410,9 +429,12 @@ class Parser {
         inner->end = last_end_;
         return inner;
       }
-      case TokenKind::kIdent: return ParseName();
-      case TokenKind::kEnd: return Fail(t.pos, "unexpected end of expression, expected a value");
-      default: return Fail(t.pos, "unexpected " + Describe(t) + ", expected a value");
+      case TokenKind::kIdent:
+        return ParseName();
+      case TokenKind::kEnd:
+        return Fail(t.pos, "unexpected end of expression, expected a value");
+      default:
+        return Fail(t.pos, "unexpected " + Describe(t) + ", expected a value");
     }
   }
 
@@ -427,9 +449,11 @@ class Parser {
     if (IsKeyword(t, "case")) return ParseCase();
     if (IsKeyword(t, "cast")) return ParseCast();
     if (IsReserved(t)) {
-      return Fail(t.pos, "unexpected " + Describe(t) +
-                             ", expected a value (quote a field with this name as `" + t.text +
-                             "`)");
+      std::string m = "unexpected " + Describe(t) + ", expected a value";
+      if (!IsKeyword(t, "and") && !IsKeyword(t, "or") && !IsKeyword(t, "not")) {
+        m += " (write a field with this name as `" + t.text + "`)";
+      }
+      return Fail(t.pos, m);
     }
     Next();
     if (Peek().kind != TokenKind::kLParen) {
@@ -491,8 +515,10 @@ class Parser {
     if (!ExpectKeyword("as", " in CAST(value AS type)")) return nullptr;
     const Token& type = Peek();
     if (type.kind != TokenKind::kIdent) {
-      return Fail(type.pos, "expected a type name (string, int64, double, bool, timestamp), "
-                            "found " + Describe(type));
+      return Fail(type.pos,
+                  "expected a type name (string, int64, double, bool, timestamp), "
+                  "found " +
+                      Describe(type));
     }
     Next();
     a->name = Lower(type.text);

@@ -122,18 +122,6 @@ size_t Utf8Next(std::string_view s, size_t i) {
 
 }  // namespace
 
-void CopyValue(const Value& in, Value& out) {
-  switch (in.type()) {
-    case DataType::kNull: out.SetNull(); break;
-    case DataType::kBool: out.SetBool(in.bool_value()); break;
-    case DataType::kInt64: out.SetInt(in.int_value()); break;
-    case DataType::kDouble: out.SetDouble(in.double_value()); break;
-    case DataType::kTimestamp: out.SetTimestamp(in.int_value()); break;
-    case DataType::kString: out.SetString(in.string_value()); break;
-    case DataType::kBytes: out.SetBytes(in.string_value()); break;
-  }
-}
-
 void AppendTimestamp(int64_t ms, std::string& out) {
   int64_t days = ms / kMillisPerDay;
   int64_t rem = ms % kMillisPerDay;
@@ -147,8 +135,8 @@ void AppendTimestamp(int64_t ms, std::string& out) {
   const auto millis = static_cast<int>(rem % 1000);
   const auto secs = static_cast<int>(rem / 1000);
   char buf[64];
-  int n = std::snprintf(buf, sizeof(buf), "%04lld-%02u-%02uT%02d:%02d:%02d", static_cast<long long>(y),
-                        m, d, secs / 3600, secs / 60 % 60, secs % 60);
+  int n = std::snprintf(buf, sizeof(buf), "%04lld-%02u-%02uT%02d:%02d:%02d",
+                        static_cast<long long>(y), m, d, secs / 3600, secs / 60 % 60, secs % 60);
   if (n > 0) out.append(buf, static_cast<size_t>(n));
   if (millis != 0) {
     n = std::snprintf(buf, sizeof(buf), ".%03d", millis);
@@ -219,18 +207,28 @@ bool ParseTimestamp(std::string_view s, int64_t& ms) {
 
 void AppendText(const Value& v, std::string& out) {
   switch (v.type()) {
-    case DataType::kNull: out += "null"; break;
-    case DataType::kBool: out += v.bool_value() ? "true" : "false"; break;
+    case DataType::kNull:
+      out += "null";
+      break;
+    case DataType::kBool:
+      out += v.bool_value() ? "true" : "false";
+      break;
     case DataType::kInt64: {
       char buf[24];
       auto [p, ec] = std::to_chars(buf, buf + sizeof(buf), v.int_value());
       out.append(buf, static_cast<size_t>(p - buf));
       break;
     }
-    case DataType::kDouble: AppendDouble(out, v.double_value()); break;
-    case DataType::kTimestamp: AppendTimestamp(v.int_value(), out); break;
+    case DataType::kDouble:
+      AppendDouble(out, v.double_value());
+      break;
+    case DataType::kTimestamp:
+      AppendTimestamp(v.int_value(), out);
+      break;
     case DataType::kString:
-    case DataType::kBytes: out += v.string_value(); break;
+    case DataType::kBytes:
+      out += v.string_value();
+      break;
   }
 }
 
@@ -252,7 +250,8 @@ bool CastValue(const Value& in, DataType to, Value& out) {
   const DataType from = in.type();
   const bool from_text = from == DataType::kString || from == DataType::kBytes;
   switch (to) {
-    case DataType::kNull: break;
+    case DataType::kNull:
+      break;
     case DataType::kString: {
       std::string& s = out.MutableString();
       s.clear();
@@ -369,10 +368,15 @@ bool LikeMatch(std::string_view s, std::string_view p) {
 int64_t HashValue(const Value& v) {
   uint64_t h = 0;
   switch (v.type()) {
-    case DataType::kNull: return 0;
-    case DataType::kBool: h = Mix64(v.bool_value() ? 1 : 0); break;
+    case DataType::kNull:
+      return 0;
+    case DataType::kBool:
+      h = Mix64(v.bool_value() ? 1 : 0);
+      break;
     case DataType::kInt64:
-    case DataType::kTimestamp: h = Mix64(static_cast<uint64_t>(v.int_value())); break;
+    case DataType::kTimestamp:
+      h = Mix64(static_cast<uint64_t>(v.int_value()));
+      break;
     case DataType::kDouble: {
       const double d = v.double_value();
       int64_t i = 0;

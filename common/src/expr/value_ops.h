@@ -16,10 +16,37 @@ inline bool IsNumeric(DataType t) {
   return t == DataType::kInt64 || t == DataType::kDouble || t == DataType::kTimestamp;
 }
 /// int64 and timestamp: both stored as an int64 in a Value.
-inline bool IsIntLike(DataType t) { return t == DataType::kInt64 || t == DataType::kTimestamp; }
+inline bool IsIntLike(DataType t) {
+  return t == DataType::kInt64 || t == DataType::kTimestamp;
+}
 
-/// Copies `in` into `out` without touching out's string unless `in` is a string or bytes.
-void CopyValue(const Value& in, Value& out);
+/// Copies `in` into `out` without touching out's string unless `in` is a string or bytes (whose
+/// capacity it reuses).
+inline void CopyValue(const Value& in, Value& out) {
+  switch (in.type()) {
+    case DataType::kNull:
+      out.SetNull();
+      break;
+    case DataType::kBool:
+      out.SetBool(in.bool_value());
+      break;
+    case DataType::kInt64:
+      out.SetInt(in.int_value());
+      break;
+    case DataType::kDouble:
+      out.SetDouble(in.double_value());
+      break;
+    case DataType::kTimestamp:
+      out.SetTimestamp(in.int_value());
+      break;
+    case DataType::kString:
+      out.SetString(in.string_value());
+      break;
+    case DataType::kBytes:
+      out.SetBytes(in.string_value());
+      break;
+  }
+}
 
 /// Appends the text form used by CAST AS string, to_string, concat and `+` with a string:
 /// 42, 35.8, 1.0, true, 2019-01-17T09:43:19Z, the raw characters of strings and bytes; "null".

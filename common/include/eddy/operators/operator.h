@@ -59,6 +59,12 @@ struct OperatorContext {
   OperatorCounters* counters = nullptr;
   /// How many bad records to tolerate before failing: <0 means unlimited (skip and count).
   int64_t max_bad_records = -1;
+  /// Where an operator reports a fatal error without throwing; the task fails with the first one
+  /// after the current record. Owned by the task.
+  Status* task_failure = nullptr;
+  void Fail(Status s) {
+    if (task_failure && task_failure->ok()) *task_failure = std::move(s);
+  }
 };
 
 /// Base of all stream operators. Lifecycle: constructed from the graph's factory on the task

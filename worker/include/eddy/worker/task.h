@@ -123,6 +123,7 @@ class Task {
   std::vector<std::vector<int>> input_channels_;          // head input -> local channel numbers
   std::vector<int> channel_local_;                        // channel -> index within its input
   int channels_ended_ = 0;
+  Status failure_;  // set by operators through OperatorContext::Fail
   int64_t next_flush_ms_ = INT64_MAX;
 };
 
