@@ -37,7 +37,7 @@ size_t EditDistance(std::string_view a, std::string_view b) {
     size_t diag = row[0];
     row[0] = i;
     for (size_t j = 1; j <= b.size(); ++j) {
-      const size_t up = row[j];
+      size_t up = row[j];
       row[j] = std::min({row[j] + 1, row[j - 1] + 1, diag + (a[i - 1] == b[j - 1] ? 0 : 1)});
       diag = up;
     }
@@ -150,7 +150,7 @@ class Binder {
   }
 
   NodePtr BindField(const Ast& a) {
-    const int index = schema_.IndexOf(a.name);
+    int index = schema_.IndexOf(a.name);
     if (index < 0) {
       std::string m = "unknown field '" + a.name + "' (";
       if (schema_.size() == 0) {
@@ -174,7 +174,7 @@ class Binder {
   NodePtr BindNegate(const Ast& a) {
     NodePtr c = Bind(*a.children[0]);
     if (!c) return nullptr;
-    const DataType t = c->type();
+    DataType t = c->type();
     if (!IsNumeric(t) && t != DataType::kNull) {
       return Fail(a.pos, "unary '" + a.name + "' expects a number, got " + TypeName(t));
     }
@@ -201,7 +201,7 @@ class Binder {
       case BinaryOp::kAnd:
       case BinaryOp::kOr: {
         if (!IsBoolOrNull(l->type()) || !IsBoolOrNull(r->type())) {
-          const bool left_bad = !IsBoolOrNull(l->type());
+          bool left_bad = !IsBoolOrNull(l->type());
           return Fail(a.pos, "operator '" + a.name + "' expects bool operands, got " +
                                  TypeName(left_bad ? l->type() : r->type()) + " on the " +
                                  (left_bad ? "left" : "right"));
@@ -224,12 +224,12 @@ class Binder {
   }
 
   NodePtr BindArith(ArithOp op, const std::string& what, size_t pos, NodePtr l, NodePtr r) {
-    const DataType lt = l->type(), rt = r->type();
+    DataType lt = l->type(), rt = r->type();
     if (op == ArithOp::kAdd && (lt == DataType::kString || rt == DataType::kString)) {
       return FoldConstants(MakeConcat(std::move(l), std::move(r)));
     }
-    const bool l_ok = IsNumeric(lt) || lt == DataType::kNull;
-    const bool r_ok = IsNumeric(rt) || rt == DataType::kNull;
+    bool l_ok = IsNumeric(lt) || lt == DataType::kNull;
+    bool r_ok = IsNumeric(rt) || rt == DataType::kNull;
     if (!l_ok || !r_ok) {
       return Fail(pos, what + " expects numbers, got " + TypeName(lt) + " and " + TypeName(rt));
     }
@@ -242,7 +242,7 @@ class Binder {
       l = Coerce(std::move(l), DataType::kDouble);
       r = Coerce(std::move(r), DataType::kDouble);
     } else {
-      const bool l_ts = lt == DataType::kTimestamp, r_ts = rt == DataType::kTimestamp;
+      bool l_ts = lt == DataType::kTimestamp, r_ts = rt == DataType::kTimestamp;
       if ((op == ArithOp::kAdd && l_ts != r_ts) || (op == ArithOp::kSub && l_ts && !r_ts)) {
         type = DataType::kTimestamp;
       }
@@ -255,9 +255,8 @@ class Binder {
   /// is null-typed (the comparison is then always null).
   bool UnifyCompare(std::vector<NodePtr>& nodes, const std::vector<size_t>& positions, size_t pos,
                     const std::string& what, CmpClass& cls, bool& all_null) {
-    const bool has_ts = std::any_of(nodes.begin(), nodes.end(), [](const NodePtr& n) {
-      return n->type() == DataType::kTimestamp;
-    });
+    bool has_ts = std::any_of(nodes.begin(), nodes.end(),
+                              [](const NodePtr& n) { return n->type() == DataType::kTimestamp; });
     if (has_ts) {
       for (size_t i = 0; i < nodes.size(); ++i) {
         NodePtr& n = nodes[i];
@@ -279,7 +278,7 @@ class Binder {
     bool any_double = false;
     auto group = [](DataType t) { return IsNumeric(t) ? DataType::kInt64 : t; };
     for (const NodePtr& n : nodes) {
-      const DataType t = n->type();
+      DataType t = n->type();
       if (t == DataType::kNull) continue;
       any_double |= t == DataType::kDouble;
       if (all_null) {
@@ -317,8 +316,8 @@ class Binder {
                    const std::string& what, DataType& type) {
     type = DataType::kNull;
     for (size_t i = 0; i < nodes.size(); ++i) {
-      const DataType t = (*nodes[i])->type();
-      const std::optional<DataType> u = UnifyTypes(type, t);
+      DataType t = (*nodes[i])->type();
+      std::optional<DataType> u = UnifyTypes(type, t);
       if (!u) {
         Fail(positions[i], what + " mixes " + TypeName(type) + " and " + TypeName(t) +
                                "; convert with CAST(... AS ...)");
@@ -374,7 +373,7 @@ class Binder {
     NodePtr p = Bind(*a.children[1]);
     if (!p) return nullptr;
     for (const NodePtr* n : {&s, &p}) {
-      const DataType t = (*n)->type();
+      DataType t = (*n)->type();
       if (t != DataType::kString && t != DataType::kNull) {
         return Fail(a.pos, "LIKE expects strings, got " + TypeName(s->type()) + " LIKE " +
                                TypeName(p->type()));
@@ -390,8 +389,8 @@ class Binder {
     std::vector<NodePtr> v;
     std::vector<size_t> positions;
     if (!BindAll(a.children, 0, v, positions)) return nullptr;
-    const size_t first_pair = a.has_operand ? 1 : 0;
-    const size_t pairs_end = v.size() - (a.has_else ? 1 : 0);
+    size_t first_pair = a.has_operand ? 1 : 0;
+    size_t pairs_end = v.size() - (a.has_else ? 1 : 0);
     std::vector<NodePtr*> values;
     std::vector<size_t> value_positions;
     for (size_t i = first_pair; i + 1 < pairs_end; i += 2) {
@@ -443,7 +442,7 @@ class Binder {
                              "' in CAST (expected string, int64, double, bool, timestamp or "
                              "bytes)");
     }
-    const DataType from = c->type();
+    DataType from = c->type();
     if (!CanCast(from, *to)) {
       return Fail(a.pos, "cannot CAST " + TypeName(from) + " to " + TypeName(*to));
     }
@@ -453,7 +452,7 @@ class Binder {
   }
 
   bool CheckArity(const Ast& a, size_t min, size_t max, std::string_view usage) {
-    const size_t n = a.children.size();
+    size_t n = a.children.size();
     if (n >= min && n <= max) return true;
     std::string m = a.name + "() takes ";
     if (min == max) {
@@ -480,11 +479,11 @@ class Binder {
       }
       return Fail(a.pos, m);
     }
-    const std::vector<std::string_view> names = AllFunctionNames();
+    std::vector<std::string_view> names = AllFunctionNames();
     std::vector<std::string_view> close;
     for (std::string_view n : names) {
-      const size_t d = EditDistance(a.name, n);
-      const bool prefix = a.name.size() >= 3 && (n.starts_with(a.name) || a.name.starts_with(n));
+      size_t d = EditDistance(a.name, n);
+      bool prefix = a.name.size() >= 3 && (n.starts_with(a.name) || a.name.starts_with(n));
       if ((d <= 2 && d < a.name.size()) || prefix) close.push_back(n);
     }
     std::string m = "unknown function '" + a.name + "' (";
@@ -549,7 +548,7 @@ class Binder {
     }
     const FunctionDef* f = FindFunction(a.name);
     if (!f) return UnknownFunction(a);
-    const size_t max = f->max_args < 0 ? SIZE_MAX : static_cast<size_t>(f->max_args);
+    size_t max = f->max_args < 0 ? SIZE_MAX : static_cast<size_t>(f->max_args);
     if (!CheckArity(a, static_cast<size_t>(f->min_args), max, f->signature)) return nullptr;
     std::vector<NodePtr> args;
     std::vector<size_t> positions;
@@ -585,6 +584,7 @@ class Binder {
         break;
       case ReturnKind::kUnifyOrdered: {
         std::vector<NodePtr*> ptrs;
+        ptrs.reserve(args.size());
         for (NodePtr& n : args) ptrs.push_back(&n);
         if (!UnifyValues(ptrs, positions, a.name + "()", type)) return nullptr;
         break;
@@ -615,7 +615,7 @@ class Binder {
     if (!x) return nullptr;
     NodePtr y = Bind(*a.children[1]);
     if (!y) return nullptr;
-    const DataType type = x->type();
+    DataType type = x->type();
     if (type == DataType::kNull) return MakeLiteral(Value::Null(), DataType::kNull);
     NodePtr eq = BindCompare(CmpOp::kEq, "nullif()", a.pos, x->Clone(), std::move(y),
                              {a.children[0]->begin, a.children[1]->begin});
@@ -633,6 +633,7 @@ class Binder {
     std::vector<size_t> positions;
     if (!BindAll(a.children, 0, v, positions)) return nullptr;
     std::vector<NodePtr*> ptrs;
+    ptrs.reserve(v.size());
     for (NodePtr& n : v) ptrs.push_back(&n);
     DataType type = DataType::kNull;
     if (!UnifyValues(ptrs, positions, "coalesce()", type)) return nullptr;

@@ -49,9 +49,9 @@ void FnLength(Args a, size_t, Value& out) {
 /// substr(s, start[, len]): 1-based characters; start < 0 counts from the end (-1 is the last
 /// character); start 0 acts as 1; len < 0 gives ''.
 void FnSubstr(Args a, size_t n, Value& out) {
-  const std::string_view s = a[0]->string_value();
-  const auto chars = static_cast<int64_t>(Utf8Length(s));
-  const int64_t start = a[1]->int_value();
+  std::string_view s = a[0]->string_value();
+  auto chars = static_cast<int64_t>(Utf8Length(s));
+  int64_t start = a[1]->int_value();
   int64_t begin = 0;  // 0-based character index
   if (start > 0) {
     begin = std::min(start - 1, chars);
@@ -60,8 +60,8 @@ void FnSubstr(Args a, size_t n, Value& out) {
   }
   int64_t count = chars - begin;
   if (n > 2) count = std::clamp<int64_t>(a[2]->int_value(), 0, count);
-  const size_t b = Utf8Offset(s, static_cast<size_t>(begin));
-  const std::string_view rest = s.substr(b);
+  size_t b = Utf8Offset(s, static_cast<size_t>(begin));
+  std::string_view rest = s.substr(b);
   out.SetString(rest.substr(0, Utf8Offset(rest, static_cast<size_t>(count))));
 }
 
@@ -103,9 +103,9 @@ void FnContains(Args a, size_t, Value& out) {
 }
 
 void FnReplace(Args a, size_t, Value& out) {
-  const std::string_view s = a[0]->string_value();
-  const std::string_view from = a[1]->string_value();
-  const std::string_view to = a[2]->string_value();
+  std::string_view s = a[0]->string_value();
+  std::string_view from = a[1]->string_value();
+  std::string_view to = a[2]->string_value();
   std::string& r = out.MutableString();
   r.clear();
   if (from.empty()) {
@@ -114,7 +114,7 @@ void FnReplace(Args a, size_t, Value& out) {
   }
   size_t i = 0;
   while (true) {
-    const size_t j = s.find(from, i);
+    size_t j = s.find(from, i);
     if (j == std::string_view::npos) break;
     r.append(s.substr(i, j - i));
     r.append(to);
@@ -126,8 +126,8 @@ void FnReplace(Args a, size_t, Value& out) {
 /// split_part(s, delim, n): the n-th (1-based) part; n < 0 counts from the end; out of range
 /// gives ''; n = 0 gives null; an empty delimiter makes the whole string the only part.
 void FnSplitPart(Args a, size_t, Value& out) {
-  const std::string_view s = a[0]->string_value();
-  const std::string_view d = a[1]->string_value();
+  std::string_view s = a[0]->string_value();
+  std::string_view d = a[1]->string_value();
   int64_t n = a[2]->int_value();
   if (n == 0) {
     out.SetNull();
@@ -150,14 +150,14 @@ void FnSplitPart(Args a, size_t, Value& out) {
   }
   size_t begin = 0;
   for (int64_t k = 1; k < n; ++k) {
-    const size_t j = s.find(d, begin);
+    size_t j = s.find(d, begin);
     if (j == std::string_view::npos) {
       out.SetString("");
       return;
     }
     begin = j + d.size();
   }
-  const size_t end = s.find(d, begin);
+  size_t end = s.find(d, begin);
   out.SetString(
       s.substr(begin, end == std::string_view::npos ? std::string_view::npos : end - begin));
 }
@@ -192,9 +192,9 @@ void FnCeil(Args a, size_t, Value& out) {
 
 /// round(x[, digits]): half away from zero; digits may be negative (round(1234, -2) = 1200).
 void FnRound(Args a, size_t n, Value& out) {
-  const int64_t digits = n > 1 ? a[1]->int_value() : 0;
+  int64_t digits = n > 1 ? a[1]->int_value() : 0;
   if (a[0]->type() == DataType::kDouble) {
-    const double x = a[0]->double_value();
+    double x = a[0]->double_value();
     if (!std::isfinite(x)) {
       out.SetDouble(x);
       return;
@@ -211,12 +211,12 @@ void FnRound(Args a, size_t n, Value& out) {
       out.SetDouble(0.0);
       return;
     }
-    const double f = std::pow(10.0, static_cast<double>(digits));
-    const double r = std::round(x * f) / f;
+    double f = std::pow(10.0, static_cast<double>(digits));
+    double r = std::round(x * f) / f;
     out.SetDouble(std::isfinite(r) ? r : x);
     return;
   }
-  const int64_t x = a[0]->int_value();
+  int64_t x = a[0]->int_value();
   if (digits >= 0) {
     out.SetInt(x);
     return;
@@ -227,7 +227,7 @@ void FnRound(Args a, size_t n, Value& out) {
   }
   int64_t p = 1;
   for (int64_t k = 0; k < -digits; ++k) p *= 10;
-  const int64_t rem = x % p;
+  int64_t rem = x % p;
   int64_t r = x - rem;  // toward zero, cannot overflow
   if (rem >= 0 ? rem >= p - rem : -rem >= p + rem) {
     (void)__builtin_add_overflow(r, rem >= 0 ? p : -p, &r);  // wraps like the other int ops
@@ -236,7 +236,7 @@ void FnRound(Args a, size_t n, Value& out) {
 }
 
 void FnSqrt(Args a, size_t, Value& out) {
-  const double x = a[0]->AsDouble();
+  double x = a[0]->AsDouble();
   if (x < 0) {
     out.SetNull();
   } else {
@@ -249,7 +249,7 @@ void FnPower(Args a, size_t, Value& out) {
 }
 
 void FnLn(Args a, size_t, Value& out) {
-  const double x = a[0]->AsDouble();
+  double x = a[0]->AsDouble();
   if (x <= 0) {
     out.SetNull();
   } else {
@@ -291,69 +291,83 @@ void FnHash(Args a, size_t, Value& out) {
   out.SetInt(HashValue(*a[0]));
 }
 
-constexpr ParamKind S = ParamKind::kString;
-constexpr ParamKind T = ParamKind::kText;
-constexpr ParamKind N = ParamKind::kNumeric;
-constexpr ParamKind I = ParamKind::kInteger;
-constexpr ParamKind A = ParamKind::kAny;
-constexpr ParamKind SN = ParamKind::kStringOrNumeric;
+constexpr ParamKind kS = ParamKind::kString;
+constexpr ParamKind kT = ParamKind::kText;
+constexpr ParamKind kN = ParamKind::kNumeric;
+constexpr ParamKind kI = ParamKind::kInteger;
+constexpr ParamKind kA = ParamKind::kAny;
+constexpr ParamKind kSN = ParamKind::kStringOrNumeric;
 
 // Sorted by name for lookup.
 constexpr FunctionDef kFunctions[] = {
-    {"abs", 1, 1, {N, N, N}, ReturnKind::kSameNumeric, true, FnAbs, "abs(number)"},
-    {"ceil", 1, 1, {N, N, N}, ReturnKind::kSameNumeric, true, FnCeil, "ceil(number)"},
-    {"char_length", 1, 1, {T, T, T}, ReturnKind::kInt64, true, FnLength, "char_length(string)"},
-    {"concat", 1, -1, {A, A, A}, ReturnKind::kString, true, FnConcat, "concat(value, ...)"},
-    {"contains", 2, 2, {S, S, S}, ReturnKind::kBool, true, FnContains, "contains(string, string)"},
+    {"abs", 1, 1, {kN, kN, kN}, ReturnKind::kSameNumeric, true, FnAbs, "abs(number)"},
+    {"ceil", 1, 1, {kN, kN, kN}, ReturnKind::kSameNumeric, true, FnCeil, "ceil(number)"},
+    {"char_length", 1, 1, {kT, kT, kT}, ReturnKind::kInt64, true, FnLength, "char_length(string)"},
+    {"concat", 1, -1, {kA, kA, kA}, ReturnKind::kString, true, FnConcat, "concat(value, ...)"},
+    {"contains",
+     2,
+     2,
+     {kS, kS, kS},
+     ReturnKind::kBool,
+     true,
+     FnContains,
+     "contains(string, string)"},
     {"ends_with",
      2,
      2,
-     {S, S, S},
+     {kS, kS, kS},
      ReturnKind::kBool,
      true,
      FnEndsWith,
      "ends_with(string, string)"},
-    {"exp", 1, 1, {N, N, N}, ReturnKind::kDouble, true, FnExp, "exp(number)"},
-    {"floor", 1, 1, {N, N, N}, ReturnKind::kSameNumeric, true, FnFloor, "floor(number)"},
+    {"exp", 1, 1, {kN, kN, kN}, ReturnKind::kDouble, true, FnExp, "exp(number)"},
+    {"floor", 1, 1, {kN, kN, kN}, ReturnKind::kSameNumeric, true, FnFloor, "floor(number)"},
     {"greatest",
      1,
      -1,
-     {A, A, A},
+     {kA, kA, kA},
      ReturnKind::kUnifyOrdered,
      true,
      FnGreatest,
      "greatest(value, ...)"},
-    {"hash", 1, 1, {A, A, A}, ReturnKind::kInt64, false, FnHash, "hash(value)"},
-    {"least", 1, -1, {A, A, A}, ReturnKind::kUnifyOrdered, true, FnLeast, "least(value, ...)"},
-    {"length", 1, 1, {T, T, T}, ReturnKind::kInt64, true, FnLength, "length(string)"},
-    {"ln", 1, 1, {N, N, N}, ReturnKind::kDouble, true, FnLn, "ln(number)"},
-    {"lower", 1, 1, {S, S, S}, ReturnKind::kString, true, FnLower, "lower(string)"},
-    {"ltrim", 1, 1, {S, S, S}, ReturnKind::kString, true, FnLtrim, "ltrim(string)"},
-    {"pow", 2, 2, {N, N, N}, ReturnKind::kDouble, true, FnPower, "pow(number, number)"},
-    {"power", 2, 2, {N, N, N}, ReturnKind::kDouble, true, FnPower, "power(number, number)"},
-    {"replace", 3, 3, {S, S, S}, ReturnKind::kString, true, FnReplace, "replace(string, from, to)"},
+    {"hash", 1, 1, {kA, kA, kA}, ReturnKind::kInt64, false, FnHash, "hash(value)"},
+    {"least", 1, -1, {kA, kA, kA}, ReturnKind::kUnifyOrdered, true, FnLeast, "least(value, ...)"},
+    {"length", 1, 1, {kT, kT, kT}, ReturnKind::kInt64, true, FnLength, "length(string)"},
+    {"ln", 1, 1, {kN, kN, kN}, ReturnKind::kDouble, true, FnLn, "ln(number)"},
+    {"lower", 1, 1, {kS, kS, kS}, ReturnKind::kString, true, FnLower, "lower(string)"},
+    {"ltrim", 1, 1, {kS, kS, kS}, ReturnKind::kString, true, FnLtrim, "ltrim(string)"},
+    {"pow", 2, 2, {kN, kN, kN}, ReturnKind::kDouble, true, FnPower, "pow(number, number)"},
+    {"power", 2, 2, {kN, kN, kN}, ReturnKind::kDouble, true, FnPower, "power(number, number)"},
+    {"replace",
+     3,
+     3,
+     {kS, kS, kS},
+     ReturnKind::kString,
+     true,
+     FnReplace,
+     "replace(string, from, to)"},
     {"round",
      1,
      2,
-     {N, I, I},
+     {kN, kI, kI},
      ReturnKind::kSameNumeric,
      true,
      FnRound,
      "round(number[, digits int64])"},
-    {"rtrim", 1, 1, {S, S, S}, ReturnKind::kString, true, FnRtrim, "rtrim(string)"},
+    {"rtrim", 1, 1, {kS, kS, kS}, ReturnKind::kString, true, FnRtrim, "rtrim(string)"},
     {"split_part",
      3,
      3,
-     {S, S, I},
+     {kS, kS, kI},
      ReturnKind::kString,
      true,
      FnSplitPart,
      "split_part(string, delimiter, n int64)"},
-    {"sqrt", 1, 1, {N, N, N}, ReturnKind::kDouble, true, FnSqrt, "sqrt(number)"},
+    {"sqrt", 1, 1, {kN, kN, kN}, ReturnKind::kDouble, true, FnSqrt, "sqrt(number)"},
     {"starts_with",
      2,
      2,
-     {S, S, S},
+     {kS, kS, kS},
      ReturnKind::kBool,
      true,
      FnStartsWith,
@@ -361,7 +375,7 @@ constexpr FunctionDef kFunctions[] = {
     {"substr",
      2,
      3,
-     {S, I, I},
+     {kS, kI, kI},
      ReturnKind::kString,
      true,
      FnSubstr,
@@ -369,22 +383,22 @@ constexpr FunctionDef kFunctions[] = {
     {"substring",
      2,
      3,
-     {S, I, I},
+     {kS, kI, kI},
      ReturnKind::kString,
      true,
      FnSubstr,
      "substring(string, start int64[, length int64])"},
-    {"to_string", 1, 1, {A, A, A}, ReturnKind::kString, true, FnToString, "to_string(value)"},
+    {"to_string", 1, 1, {kA, kA, kA}, ReturnKind::kString, true, FnToString, "to_string(value)"},
     {"to_timestamp",
      1,
      1,
-     {SN, SN, SN},
+     {kSN, kSN, kSN},
      ReturnKind::kTimestamp,
      true,
      FnToTimestamp,
      "to_timestamp(string or epoch milliseconds)"},
-    {"trim", 1, 1, {S, S, S}, ReturnKind::kString, true, FnTrim, "trim(string)"},
-    {"upper", 1, 1, {S, S, S}, ReturnKind::kString, true, FnUpper, "upper(string)"},
+    {"trim", 1, 1, {kS, kS, kS}, ReturnKind::kString, true, FnTrim, "trim(string)"},
+    {"upper", 1, 1, {kS, kS, kS}, ReturnKind::kString, true, FnUpper, "upper(string)"},
 };
 
 static_assert(std::is_sorted(std::begin(kFunctions), std::end(kFunctions),

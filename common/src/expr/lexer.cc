@@ -61,7 +61,7 @@ class Lexer {
         tokens.push_back(std::move(t));
         return tokens;
       }
-      const char c = text_[i_];
+      char c = text_[i_];
       Status st;
       if (IsDigit(c) || (c == '.' && i_ + 1 < text_.size() && IsDigit(text_[i_ + 1]))) {
         st = LexNumber(t);
@@ -135,7 +135,7 @@ class Lexer {
                             kind == TokenKind::kString ? "unterminated string literal"
                                                        : "unterminated `quoted` field name");
       }
-      const char c = text_[i_];
+      char c = text_[i_];
       if (c == quote) {
         if (i_ + 1 < text_.size() && text_[i_ + 1] == quote) {  // '' or `` stands for one quote
           t.text.push_back(quote);
@@ -160,8 +160,8 @@ class Lexer {
 
   /// At a backslash inside a string literal with at least one more character.
   Status LexEscape(std::string& out) {
-    const size_t at = i_;
-    const char e = text_[i_ + 1];
+    size_t at = i_;
+    char e = text_[i_ + 1];
     i_ += 2;
     switch (e) {
       case 'n':
@@ -187,7 +187,7 @@ class Lexer {
       case 'u': {
         uint32_t cp = 0;
         for (int k = 0; k < 4; ++k) {
-          const int h = i_ < text_.size() ? HexDigit(text_[i_]) : -1;
+          int h = i_ < text_.size() ? HexDigit(text_[i_]) : -1;
           if (h < 0) return CompileError(text_, at, "\\u must be followed by 4 hex digits");
           cp = cp * 16 + static_cast<uint32_t>(h);
           ++i_;
@@ -204,8 +204,8 @@ class Lexer {
   }
 
   Status LexOperator(Token& t) {
-    const char c = text_[i_];
-    const char n = i_ + 1 < text_.size() ? text_[i_ + 1] : '\0';
+    char c = text_[i_];
+    char n = i_ + 1 < text_.size() ? text_[i_ + 1] : '\0';
     auto one = [&](TokenKind k) {
       t.kind = k;
       i_ += 1;

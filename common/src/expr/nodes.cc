@@ -104,8 +104,8 @@ class BinaryNode : public NodeImpl<Derived> {
 /// Calls `f.template operator()<kL, kR>()` with the operand sources that suit `a` and `b`.
 template <class F>
 NodePtr DispatchSources(const NodePtr& a, const NodePtr& b, F&& f) {
-  const bool left_field = a->field_index() >= 0;
-  const bool right_const = b->is_literal();
+  bool left_field = a->field_index() >= 0;
+  bool right_const = b->is_literal();
   if (left_field && right_const) return f.template operator()<Src::kField, Src::kConst>();
   if (left_field) return f.template operator()<Src::kField, Src::kNode>();
   if (right_const) return f.template operator()<Src::kNode, Src::kConst>();
@@ -291,17 +291,17 @@ bool Apply(const T& a, const T& b) {
 int Compare3(CmpClass cls, const Value& a, const Value& b) {
   switch (cls) {
     case CmpClass::kInt: {
-      const int64_t x = a.int_value(), y = b.int_value();
+      int64_t x = a.int_value(), y = b.int_value();
       return x < y ? -1 : (x > y ? 1 : 0);
     }
     case CmpClass::kDouble: {
-      const double x = a.double_value(), y = b.double_value();
+      double x = a.double_value(), y = b.double_value();
       if (x < y) return -1;
       if (x > y) return 1;
       return x == y ? 0 : 2;
     }
     case CmpClass::kText: {
-      const int c = a.string_value().compare(b.string_value());
+      int c = a.string_value().compare(b.string_value());
       return c < 0 ? -1 : (c > 0 ? 1 : 0);
     }
     case CmpClass::kBool:
@@ -407,11 +407,11 @@ class BetweenNode final : public NodeImpl<BetweenNode> {
     // Three-valued: 0 false, 1 true, 2 unknown.
     int ge = 2, le = 2;
     if (!lo.is_null()) {
-      const int c = Compare3(cls_, x, lo);
+      int c = Compare3(cls_, x, lo);
       ge = c == 0 || c == 1 ? 1 : 0;
     }
     if (!hi.is_null()) {
-      const int c = Compare3(cls_, x, hi);
+      int c = Compare3(cls_, x, hi);
       le = c == 0 || c == -1 ? 1 : 0;
     }
     if (ge == 0 || le == 0) return ResultBool(negated_);
@@ -433,7 +433,7 @@ class LikeNode final : public NodeImpl<LikeNode> {
   const Value& Eval(const Row& row) override {
     const Value& s = children_[0]->Eval(row);
     if (s.is_null()) return ResultNull();
-    const std::string_view str = s.string_value();
+    std::string_view str = s.string_value();
     bool match = false;
     switch (shape_) {
       case Shape::kExact:
@@ -466,9 +466,9 @@ class LikeNode final : public NodeImpl<LikeNode> {
     if (pattern.type() != DataType::kString) return;
     std::string_view p = pattern.string_value();
     if (p.find_first_of("_\\") != std::string_view::npos) return;
-    const bool lead = p.starts_with('%');
+    bool lead = p.starts_with('%');
     while (p.starts_with('%')) p.remove_prefix(1);
-    const bool trail = p.ends_with('%');
+    bool trail = p.ends_with('%');
     while (p.ends_with('%')) p.remove_suffix(1);
     if (p.find('%') != std::string_view::npos) return;
     core_ = std::string(p);
@@ -499,7 +499,7 @@ class AndNode final : public NodeImpl<AndNode> {
   using NodeImpl::NodeImpl;
   const Value& Eval(const Row& row) override {
     const Value& a = children_[0]->Eval(row);
-    const bool a_null = a.is_null();
+    bool a_null = a.is_null();
     if (!a_null && !a.bool_value()) return ResultBool(false);
     const Value& b = children_[1]->Eval(row);
     if (!b.is_null() && !b.bool_value()) return ResultBool(false);
@@ -513,7 +513,7 @@ class OrNode final : public NodeImpl<OrNode> {
   using NodeImpl::NodeImpl;
   const Value& Eval(const Row& row) override {
     const Value& a = children_[0]->Eval(row);
-    const bool a_null = a.is_null();
+    bool a_null = a.is_null();
     if (!a_null && a.bool_value()) return ResultBool(true);
     const Value& b = children_[1]->Eval(row);
     if (!b.is_null() && b.bool_value()) return ResultBool(true);
@@ -542,7 +542,7 @@ class CaseNode final : public NodeImpl<CaseNode> {
   CaseNode(DataType type, std::vector<NodePtr> children, bool has_else)
       : NodeImpl(type, std::move(children)), has_else_(has_else) {}
   const Value& Eval(const Row& row) override {
-    const size_t pairs_end = children_.size() - (has_else_ ? 1 : 0);
+    size_t pairs_end = children_.size() - (has_else_ ? 1 : 0);
     for (size_t i = 0; i + 1 < pairs_end; i += 2) {
       const Value& c = children_[i]->Eval(row);
       if (c.type() == DataType::kBool && c.bool_value()) return children_[i + 1]->Eval(row);
@@ -560,7 +560,7 @@ class SimpleCaseNode final : public NodeImpl<SimpleCaseNode> {
   SimpleCaseNode(DataType type, CmpClass cls, std::vector<NodePtr> children, bool has_else)
       : NodeImpl(type, std::move(children)), cls_(cls), has_else_(has_else) {}
   const Value& Eval(const Row& row) override {
-    const size_t pairs_end = children_.size() - (has_else_ ? 1 : 0);
+    size_t pairs_end = children_.size() - (has_else_ ? 1 : 0);
     const Value& x = children_[0]->Eval(row);
     if (!x.is_null()) {
       for (size_t i = 1; i + 1 < pairs_end; i += 2) {
@@ -717,7 +717,7 @@ NodePtr FoldConstants(NodePtr node) {
   for (const NodePtr& c : node->children()) {
     if (!c->is_literal()) return node;
   }
-  const Row empty;
+  Row empty;
   const Value& v = node->Eval(empty);
   return MakeLiteral(v, node->type());
 }

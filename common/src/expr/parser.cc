@@ -190,7 +190,7 @@ class Parser {
     ~DepthGuard() { --p_.recursion_; }
     DepthGuard(const DepthGuard&) = delete;
     DepthGuard& operator=(const DepthGuard&) = delete;
-    bool ok() const { return p_.recursion_ <= kMaxDepth; }
+    bool WithinLimit() const { return p_.recursion_ <= kMaxDepth; }
 
    private:
     Parser& p_;
@@ -199,7 +199,7 @@ class Parser {
   // ---- grammar ----
   AstPtr ParseOr() {
     DepthGuard guard(*this);
-    if (!guard.ok()) {
+    if (!guard.WithinLimit()) {
       return Fail(Peek().pos, "expression is nested too deeply (limit " +
                                   std::to_string(kMaxDepth) + " levels)");
     }
@@ -227,7 +227,7 @@ class Parser {
   AstPtr ParseNot() {
     if (IsKeyword(Peek(), "not") || Peek().kind == TokenKind::kBang) {
       DepthGuard guard(*this);
-      if (!guard.ok()) return Fail(Peek().pos, "expression is nested too deeply");
+      if (!guard.WithinLimit()) return Fail(Peek().pos, "expression is nested too deeply");
       const Token& op = Next();
       AstPtr a = Make(AstKind::kNot, op.pos, op.pos);
       a->name = std::string(text_.substr(op.pos, op.len));
@@ -282,7 +282,7 @@ class Parser {
         lhs = std::move(a);
         continue;
       }
-      const bool negated =
+      bool negated =
           IsKeyword(Peek(), "not") &&
           (IsKeyword(Peek(1), "in") || IsKeyword(Peek(1), "between") || IsKeyword(Peek(1), "like"));
       if (negated) Next();
@@ -345,9 +345,9 @@ class Parser {
     while (lhs && (Peek().kind == TokenKind::kStar || Peek().kind == TokenKind::kSlash ||
                    Peek().kind == TokenKind::kPercent)) {
       const Token& op = Next();
-      const BinaryOp bop = op.kind == TokenKind::kStar    ? BinaryOp::kMul
-                           : op.kind == TokenKind::kSlash ? BinaryOp::kDiv
-                                                          : BinaryOp::kMod;
+      BinaryOp bop = op.kind == TokenKind::kStar    ? BinaryOp::kMul
+                     : op.kind == TokenKind::kSlash ? BinaryOp::kDiv
+                                                    : BinaryOp::kMod;
       AstPtr rhs = ParseUnary();
       if (!rhs) return nullptr;
       lhs = MakeBinary(bop, op, std::move(lhs), std::move(rhs));
@@ -359,7 +359,7 @@ class Parser {
     const TokenKind k = Peek().kind;
     if (k != TokenKind::kMinus && k != TokenKind::kPlus) return ParsePrimary();
     DepthGuard guard(*this);
-    if (!guard.ok()) return Fail(Peek().pos, "expression is nested too deeply");
+    if (!guard.WithinLimit()) return Fail(Peek().pos, "expression is nested too deeply");
     const Token& op = Next();
     const Token& operand = Peek();
     if (k == TokenKind::kMinus && operand.kind == TokenKind::kInt) {
@@ -418,7 +418,7 @@ class Parser {
       }
       case TokenKind::kLParen: {
         Next();
-        const size_t open = t.pos;
+        size_t open = t.pos;
         AstPtr inner = ParseOr();
         if (!inner) return nullptr;
         if (!Expect(TokenKind::kRParen,

@@ -57,21 +57,21 @@ bool DoubleToInt64(double d, int64_t& out) {
 // Howard Hinnant's days_from_civil / civil_from_days (proleptic Gregorian calendar).
 int64_t DaysFromCivil(int64_t y, unsigned m, unsigned d) {
   y -= m <= 2 ? 1 : 0;
-  const int64_t era = (y >= 0 ? y : y - 399) / 400;
-  const auto yoe = static_cast<unsigned>(y - era * 400);
-  const unsigned doy = (153 * (m > 2 ? m - 3 : m + 9) + 2) / 5 + d - 1;
-  const unsigned doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+  int64_t era = (y >= 0 ? y : y - 399) / 400;
+  auto yoe = static_cast<unsigned>(y - era * 400);
+  unsigned doy = (153 * (m > 2 ? m - 3 : m + 9) + 2) / 5 + d - 1;
+  unsigned doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
   return era * 146097 + static_cast<int64_t>(doe) - 719468;
 }
 
 void CivilFromDays(int64_t z, int64_t& y, unsigned& m, unsigned& d) {
   z += 719468;
-  const int64_t era = (z >= 0 ? z : z - 146096) / 146097;
-  const auto doe = static_cast<unsigned>(z - era * 146097);
-  const unsigned yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+  int64_t era = (z >= 0 ? z : z - 146096) / 146097;
+  auto doe = static_cast<unsigned>(z - era * 146097);
+  unsigned yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
   y = static_cast<int64_t>(yoe) + era * 400;
-  const unsigned doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-  const unsigned mp = (5 * doy + 2) / 153;
+  unsigned doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+  unsigned mp = (5 * doy + 2) / 153;
   d = doy - (153 * mp + 2) / 5 + 1;
   m = mp < 10 ? mp + 3 : mp - 9;
   if (m <= 2) ++y;
@@ -132,8 +132,8 @@ void AppendTimestamp(int64_t ms, std::string& out) {
   int64_t y = 0;
   unsigned m = 0, d = 0;
   CivilFromDays(days, y, m, d);
-  const auto millis = static_cast<int>(rem % 1000);
-  const auto secs = static_cast<int>(rem / 1000);
+  auto millis = static_cast<int>(rem % 1000);
+  auto secs = static_cast<int>(rem / 1000);
   char buf[64];
   int n = std::snprintf(buf, sizeof(buf), "%04lld-%02u-%02uT%02d:%02d:%02d",
                         static_cast<long long>(y), m, d, secs / 3600, secs / 60 % 60, secs % 60);
@@ -182,15 +182,13 @@ bool ParseTimestamp(std::string_view s, int64_t& ms) {
       if (s[i] == 'Z' || s[i] == 'z') {
         ++i;
       } else if (s[i] == '+' || s[i] == '-') {
-        const int sign = s[i] == '-' ? -1 : 1;
+        int sign = s[i] == '-' ? -1 : 1;
         ++i;
         int oh = 0, om = 0;
         if (!ReadDigits(s, i, 2, oh)) return false;
-        if (ReadChar(s, i, ':')) {
-          if (!ReadDigits(s, i, 2, om)) return false;
-        } else if (i < s.size()) {
-          if (!ReadDigits(s, i, 2, om)) return false;
-        }
+        // Minutes are optional: +01, +0100 and +01:00 all work.
+        bool colon = ReadChar(s, i, ':');
+        if ((colon || i < s.size()) && !ReadDigits(s, i, 2, om)) return false;
         if (oh > 18 || om > 59) return false;
         offset_minutes = sign * (oh * 60 + om);
       } else {
@@ -199,9 +197,9 @@ bool ParseTimestamp(std::string_view s, int64_t& ms) {
     }
     if (i != s.size()) return false;
   }
-  const int64_t days =
-      DaysFromCivil(year, static_cast<unsigned>(month), static_cast<unsigned>(day));
-  ms = ((days * 24 + hour) * 60 + minute - offset_minutes) * 60'000 + second * 1000 + millis;
+  int64_t days = DaysFromCivil(year, static_cast<unsigned>(month), static_cast<unsigned>(day));
+  ms = ((days * 24 + hour) * 60 + minute - offset_minutes) * 60'000 + int64_t{second} * 1000 +
+       millis;
   return true;
 }
 
@@ -238,7 +236,7 @@ bool CanCast(DataType from, DataType to) {
     return true;
   }
   if (from == DataType::kBytes || to == DataType::kBytes || to == DataType::kNull) return false;
-  const bool from_bool = from == DataType::kBool, to_bool = to == DataType::kBool;
+  bool from_bool = from == DataType::kBool, to_bool = to == DataType::kBool;
   return !((from_bool && to == DataType::kTimestamp) || (to_bool && from == DataType::kTimestamp));
 }
 
@@ -247,8 +245,8 @@ bool CastValue(const Value& in, DataType to, Value& out) {
     out.SetNull();
     return true;
   }
-  const DataType from = in.type();
-  const bool from_text = from == DataType::kString || from == DataType::kBytes;
+  DataType from = in.type();
+  bool from_text = from == DataType::kString || from == DataType::kBytes;
   switch (to) {
     case DataType::kNull:
       break;
@@ -313,7 +311,7 @@ bool CastValue(const Value& in, DataType to, Value& out) {
         return true;
       }
       if (from_text) {
-        const std::string_view s = TrimSpace(in.string_value());
+        std::string_view s = TrimSpace(in.string_value());
         if (EqualsIgnoreCase(s, "true") || s == "1") {
           out.SetBool(true);
           return true;
@@ -337,7 +335,7 @@ bool LikeMatch(std::string_view s, std::string_view p) {
   size_t star_p = std::string_view::npos, star_s = 0;
   while (si < s.size()) {
     if (pi < p.size()) {
-      const char c = p[pi];
+      char c = p[pi];
       if (c == '%') {
         star_p = ++pi;
         star_s = si;
@@ -348,8 +346,8 @@ bool LikeMatch(std::string_view s, std::string_view p) {
         ++pi;
         continue;
       }
-      const bool escaped = c == '\\' && pi + 1 < p.size();
-      const char literal = escaped ? p[pi + 1] : c;
+      bool escaped = c == '\\' && pi + 1 < p.size();
+      char literal = escaped ? p[pi + 1] : c;
       if (s[si] == literal) {
         ++si;
         pi += escaped ? 2 : 1;
@@ -378,7 +376,7 @@ int64_t HashValue(const Value& v) {
       h = Mix64(static_cast<uint64_t>(v.int_value()));
       break;
     case DataType::kDouble: {
-      const double d = v.double_value();
+      double d = v.double_value();
       int64_t i = 0;
       if (std::isnan(d)) {
         h = Mix64(0x7ff8000000000000ULL);
