@@ -14,3 +14,10 @@ if ((${#missing[@]})); then
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
+
+# Test harness tools (pytest, jsonschema, pyyaml) for the Python-based tests.
+if ! python3 -c "import pytest, jsonschema, yaml" 2>/dev/null; then
+  echo "setup: installing pytest jsonschema pyyaml" >&2
+  python3 -m pip install -q pytest jsonschema pyyaml 2>/dev/null ||
+    python3 -m pip install -q --break-system-packages pytest jsonschema pyyaml
+fi

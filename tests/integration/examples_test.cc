@@ -86,6 +86,33 @@ INSTANTIATE_TEST_SUITE_P(Examples, ExampleTest, ::testing::ValuesIn(Examples()),
                            return s;
                          });
 
+// The C++ API examples (examples/cpp/<name>.cc) against examples/expected/cpp/<name>.txt.
+TEST(CppExamplesTest, SeedResultsThroughTheDataStreamApi) {
+  for (const char* name : {"sensor_reduce", "window_walkthrough"}) {
+    std::string cmd = "cd " + SourceDir() + " && " + std::string(EDDY_BINARY_DIR_DEFAULT) +
+                      "/examples/example_" + name + " 2>/dev/null";
+    FILE* p = popen(cmd.c_str(), "r");
+    ASSERT_NE(p, nullptr);
+    std::string out;
+    char buf[4096];
+    size_t n;
+    while ((n = fread(buf, 1, sizeof buf, p)) > 0) out.append(buf, n);
+    EXPECT_EQ(WEXITSTATUS(pclose(p)), 0) << name;
+    std::vector<std::string> lines;
+    size_t start = 0;
+    while (start < out.size()) {
+      size_t nl = out.find('\n', start);
+      if (nl == std::string::npos) nl = out.size();
+      if (nl > start) lines.push_back(out.substr(start, nl - start));
+      start = nl + 1;
+    }
+    std::sort(lines.begin(), lines.end());
+    auto expected = ReadLines(fs::path(SourceDir()) / "examples" / "expected" / "cpp" / (std::string(name) + ".txt"));
+    std::sort(expected.begin(), expected.end());
+    EXPECT_EQ(lines, expected) << name;
+  }
+}
+
 TEST(CliTest, BadJobSpecIsRejectedWithFileLineAndField) {
   fs::path dir = fs::temp_directory_path() / "eddy-cli-test";
   fs::create_directories(dir);

@@ -285,6 +285,8 @@ TEST_F(ExprTest, Comparisons) {
   EXPECT_EQ(Eval("ts = 1547718199000"), Value::Bool(true));
   EXPECT_EQ(Eval("ts > '2019-01-01T00:00:00Z'"), Value::Bool(true));
   EXPECT_EQ(Eval("ts = '2019-01-17 09:43:19'"), Value::Bool(true));
+  EXPECT_EQ(Eval("'1547718199000' = ts"), Value::Bool(true));
+  EXPECT_EQ(Eval("to_timestamp('1547718199000') = ts"), Value::Bool(true));
   EXPECT_EQ(Eval("ts < to_timestamp('2019-01-17T10:43:19+01:00')"), Value::Bool(false));
   EXPECT_EQ(Eval("raw = raw"), Value::Bool(true));
   EXPECT_EQ(Eval("sqrt(-1.0) = 1"), Value::Null());

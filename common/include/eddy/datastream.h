@@ -381,20 +381,20 @@ class KeyedStream {
     });
   }
   /// Rolling sum/min/max of a numeric member; other members come from the first element (Flink).
-  template <class M>
-  DataStream<T> Sum(M T::*field) const {
+  template <class P>  // P = pointer to a member of T, e.g. &Reading::temperature
+  DataStream<T> Sum(P field) const {
     return Reduce([field](const T& acc, const T& v) { T r = acc; r.*field += v.*field; return r; }, "Sum");
   }
-  template <class M>
-  DataStream<T> Max(M T::*field) const {
+  template <class P>  // P = pointer to a member of T, e.g. &Reading::temperature
+  DataStream<T> Max(P field) const {
     return Reduce([field](const T& acc, const T& v) {
       T r = acc;
       if (v.*field > r.*field) r.*field = v.*field;
       return r;
     }, "Max");
   }
-  template <class M>
-  DataStream<T> Min(M T::*field) const {
+  template <class P>  // P = pointer to a member of T, e.g. &Reading::temperature
+  DataStream<T> Min(P field) const {
     return Reduce([field](const T& acc, const T& v) {
       T r = acc;
       if (v.*field < r.*field) r.*field = v.*field;
@@ -402,12 +402,12 @@ class KeyedStream {
     }, "Min");
   }
   /// Rolling maxBy/minBy: the whole element holding the extreme value (first one on ties).
-  template <class M>
-  DataStream<T> MaxBy(M T::*field) const {
+  template <class P>  // P = pointer to a member of T, e.g. &Reading::temperature
+  DataStream<T> MaxBy(P field) const {
     return Reduce([field](const T& acc, const T& v) { return v.*field > acc.*field ? v : acc; }, "MaxBy");
   }
-  template <class M>
-  DataStream<T> MinBy(M T::*field) const {
+  template <class P>  // P = pointer to a member of T, e.g. &Reading::temperature
+  DataStream<T> MinBy(P field) const {
     return Reduce([field](const T& acc, const T& v) { return v.*field < acc.*field ? v : acc; }, "MinBy");
   }
   WindowedStream<T, K> Window(std::shared_ptr<const WindowAssigner<T>> assigner) const;

@@ -10,9 +10,9 @@
 namespace eddy::expr {
 namespace {
 
-constexpr std::array<std::string_view, 14> kAggregateNames = {
-    "avg",    "collect", "count", "count_distinct", "first_value", "last_value", "listagg", "max",
-    "max_by", "maxby",   "min",   "min_by",         "minby",       "sum"};
+constexpr std::array<std::string_view, 16> kAggregateNames = {
+    "avg",     "collect", "count",  "count_distinct", "first", "first_value", "last",  "last_value",
+    "listagg", "max",     "max_by", "maxby",          "min",   "min_by",      "minby", "sum"};
 
 std::string TypeName(DataType t) {
   return std::string(DataTypeName(t));
@@ -261,16 +261,16 @@ class Binder {
       for (size_t i = 0; i < nodes.size(); ++i) {
         NodePtr& n = nodes[i];
         if (n->type() != DataType::kString || !n->is_literal()) continue;
+        // Same rules as to_timestamp() and CAST(... AS timestamp).
         const Value& v = n->Eval(Row());
-        int64_t ms = 0;
-        if (!v.is_null() && !ParseTimestamp(v.string_value(), ms)) {
+        Value ts;
+        if (!CastValue(v, DataType::kTimestamp, ts)) {
           Fail(positions[i], "'" + v.string_value() +
                                  "' is not a timestamp (expected ISO-8601 such as "
                                  "2019-01-17T09:43:19Z or '2019-01-17 09:43:19')");
           return false;
         }
-        n = v.is_null() ? MakeLiteral(Value::Null(), DataType::kNull)
-                        : MakeLiteral(Value::Time(ms), DataType::kTimestamp);
+        n = MakeLiteral(ts, DataType::kTimestamp);
       }
     }
     all_null = true;

@@ -1,0 +1,52 @@
+"""The published JSON Schema accepts every example job and rejects malformed ones."""
+import copy
+import json
+import pathlib
+
+import jsonschema
+import pytest
+import yaml
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+SCHEMA = json.loads((ROOT / "docs" / "job-spec.schema.json").read_text())
+VALIDATOR = jsonschema.Draft202012Validator(SCHEMA)
+EXAMPLES = sorted((ROOT / "examples").glob("*.yaml"))
+
+
+def test_schema_is_valid():
+    jsonschema.Draft202012Validator.check_schema(SCHEMA)
+
+
+@pytest.mark.parametrize("path", EXAMPLES, ids=[p.stem for p in EXAMPLES])
+def test_examples_conform(path):
+    doc = yaml.safe_load(path.read_text())
+    errors = sorted(VALIDATOR.iter_errors(doc), key=lambda e: list(e.path))
+    assert not errors, "\n".join(f"{list(e.path)}: {e.message}" for e in errors)
+
+
+BASE = yaml.safe_load((ROOT / "examples" / "sensor-window.yaml").read_text())
+
+
+def mutated(fn):
+    doc = copy.deepcopy(BASE)
+    fn(doc)
+    return doc
+
+
+@pytest.mark.parametrize(
+    "name,doc",
+    [
+        ("no sinks", mutated(lambda d: d.pop("sinks"))),
+        ("unknown top-level key", mutated(lambda d: d.update(paralelism=2))),
+        ("two source kinds", mutated(lambda d: d["sources"][0].update(stdin={}))),
+        ("bad duration", mutated(lambda d: d["sources"][0]["watermark"].update(maxOutOfOrderness="3 parsecs"))),
+        ("bad type", mutated(lambda d: d["sources"][0]["schema"].update(id="strin"))),
+        ("step without operator", mutated(lambda d: d["steps"][0].pop("aggregate"))),
+        ("step with two operators", mutated(lambda d: d["steps"][0].update(filter="n > 1"))),
+        ("unknown window", mutated(lambda d: d["steps"][0].update(window={"hopping": "1s"}))),
+        ("dotted name", mutated(lambda d: d["steps"][0].update(name="a.b"))),
+        ("parallelism zero", mutated(lambda d: d.update(parallelism=0))),
+    ],
+)
+def test_invalid_documents_are_rejected(name, doc):
+    assert list(VALIDATOR.iter_errors(doc)), f"schema accepted: {name}"
