@@ -142,12 +142,16 @@ int main(int argc, char** argv) {
   auto result = executor.Execute(graph);
   g_executor = nullptr;
   if (!args.quiet) {
-    uint64_t bad = 0;
-    for (const auto& t : result.tasks) bad += t.bad_records;
+    uint64_t bad = 0, late = 0;
+    for (const auto& t : result.tasks) {
+      bad += t.bad_records;
+      late += t.late_records_dropped;
+    }
     std::fprintf(stderr, "eddy: job '%s' %s in %.0f ms", job->name.c_str(),
                  result.status.ok() ? "finished" : result.status.code() == eddy::StatusCode::kCancelled ? "was cancelled" : "failed",
                  result.elapsed_ms);
-    if (bad > 0) std::fprintf(stderr, " (%llu bad records)", static_cast<unsigned long long>(bad));
+    if (bad > 0) std::fprintf(stderr, " (%llu bad records skipped)", static_cast<unsigned long long>(bad));
+    if (late > 0) std::fprintf(stderr, " (%llu late records dropped)", static_cast<unsigned long long>(late));
     std::fputc('\n', stderr);
   }
   if (!result.status.ok() && result.status.code() != eddy::StatusCode::kCancelled) {

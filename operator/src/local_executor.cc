@@ -156,6 +156,10 @@ JobResult LocalExecutor::Execute(StreamGraph& graph) {
       ts.records_out = t->io().records_out.load();
       ts.backpressured_ms = static_cast<double>(t->io().backpressured_ns.load()) / 1e6;
       ts.bad_records = t->metrics().bad_records.load();
+      for (const auto& c : t->operator_counters()) {
+        ts.bad_records += c.bad_records;
+        ts.late_records_dropped += c.late_records_dropped;
+      }
       ts.busy_ms = static_cast<double>(t->metrics().busy_ns.load()) / 1e6;
       result.tasks.push_back(ts);
     }

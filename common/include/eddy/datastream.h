@@ -29,6 +29,20 @@ template <class T, class K>
 class WindowedStream;
 template <class T>
 class WindowAssigner;
+template <class T1, class T2, class K>
+class KeyedConnectedStreams;
+template <class T>
+class BroadcastStream;
+template <class IN1, class IN2>
+class BroadcastConnectedStream;
+template <class IN1, class K, class IN2>
+class KeyedBroadcastConnectedStream;
+template <class L, class R>
+class JoinedStreams;
+template <class L, class R>
+class CoGroupedStreams;
+template <class L, class R, class K>
+class IntervalJoinBuilder;
 
 /// Selector factory for every partitioner kind that needs no key.
 template <class T>
@@ -188,6 +202,18 @@ class DataStream {
   }
   template <class T2>
   ConnectedStreams<T, T2> Connect(DataStream<T2> other) const;
+  /// Broadcast state pattern: this stream meets every element of `broadcast` (connected_streams.h).
+  template <class B>
+  BroadcastConnectedStream<T, B> Connect(const BroadcastStream<B>& broadcast) const;
+  /// Sends every element to every subtask of the operator it is connected to, declaring the
+  /// broadcast states that operator keeps (Flink's broadcast(MapStateDescriptor...)).
+  template <class K, class V, class... More>
+  BroadcastStream<T> Broadcast(const MapStateDescriptor<K, V>& state, const More&... more) const;
+  /// Window join and coGroup with `other` (joins.h).
+  template <class T2>
+  JoinedStreams<T, T2> Join(DataStream<T2> other) const;
+  template <class T2>
+  CoGroupedStreams<T, T2> CoGroup(DataStream<T2> other) const;
   /// windowAll: one window operator (parallelism 1) over the whole stream.
   WindowedStream<T, int64_t> WindowAll(std::shared_ptr<const WindowAssigner<T>> assigner);
 
@@ -415,6 +441,15 @@ class KeyedStream {
   WindowedStream<T, K> CountWindow(int64_t size) const;
   /// countWindow(size, slide): the last `size` elements, evaluated every `slide` elements.
   WindowedStream<T, K> CountWindow(int64_t size, int64_t slide) const;
+  /// Connects two keyed streams with the same key type: keyed state and timers on both inputs.
+  template <class T2>
+  KeyedConnectedStreams<T, T2, K> Connect(const KeyedStream<T2, K>& other) const;
+  /// Keyed broadcast state pattern (KeyedBroadcastProcessFunction).
+  template <class B>
+  KeyedBroadcastConnectedStream<T, K, B> Connect(const BroadcastStream<B>& broadcast) const;
+  /// Interval join with `other` on the key: .Between(lower, upper).Process(...) (joins.h).
+  template <class T2>
+  IntervalJoinBuilder<T, T2, K> IntervalJoin(const KeyedStream<T2, K>& other) const;
   /// KeyedProcessFunction: per-key state and timers. `make` creates one instance per subtask.
   template <class OUT>
   DataStream<OUT> Process(std::function<std::shared_ptr<ProcessFunction<T, OUT>>()> make,
@@ -443,3 +478,5 @@ KeyedStream<T, K> DataStream<T>::KeyBySelector(std::shared_ptr<const KeySelector
 }  // namespace eddy
 
 #include "eddy/windowed_stream.h"  // IWYU pragma: export
+#include "eddy/connected_streams.h"  // IWYU pragma: export
+#include "eddy/joins.h"  // IWYU pragma: export

@@ -10,6 +10,7 @@
 #include <tuple>
 #include <type_traits>
 #include <utility>
+#include <variant>
 #include <vector>
 
 #include "eddy/row.h"
@@ -205,6 +206,42 @@ struct Serializer<std::optional<T>> {
     }
     if (!v) v.emplace();
     return Serializer<T>::Read(r, *v);
+  }
+};
+
+/// A variant is its alternative's index then the alternative (joins tag their two inputs so).
+template <class... Ts>
+struct Serializer<std::variant<Ts...>> {
+  static void Write(const std::variant<Ts...>& v, ByteWriter& w) {
+    w.PutVarU64(v.index());
+    WriteAt(v, w, std::index_sequence_for<Ts...>{});
+  }
+  static bool Read(ByteReader& r, std::variant<Ts...>& v) {
+    uint64_t i = r.GetVarU64();
+    if (r.failed() || i >= sizeof...(Ts)) return false;
+    return ReadAt(r, v, i, std::index_sequence_for<Ts...>{});
+  }
+
+ private:
+  // By index, not by type: the alternatives may repeat a type (std::variant<Row, Row>).
+  template <size_t... Is>
+  static void WriteAt(const std::variant<Ts...>& v, ByteWriter& w, std::index_sequence<Is...>) {
+    ((v.index() == Is ? (Serializer<std::variant_alternative_t<Is, std::variant<Ts...>>>::Write(
+                             std::get<Is>(v), w),
+                         true)
+                      : false) ||
+     ...);
+  }
+  template <size_t... Is>
+  static bool ReadAt(ByteReader& r, std::variant<Ts...>& v, uint64_t i, std::index_sequence<Is...>) {
+    bool ok = false;
+    ((i == Is ? (ok = ReadOne<Is>(r, v), true) : false) || ...);
+    return ok;
+  }
+  template <size_t I>
+  static bool ReadOne(ByteReader& r, std::variant<Ts...>& v) {
+    if (v.index() != I) v.template emplace<I>();  // keep the old value (and its buffers) if same
+    return Serializer<std::variant_alternative_t<I, std::variant<Ts...>>>::Read(r, std::get<I>(v));
   }
 };
 

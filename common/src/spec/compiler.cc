@@ -3,11 +3,13 @@
 
 #include <yaml-cpp/yaml.h>
 
+#include <algorithm>
 #include <charconv>
 #include <filesystem>
 #include <fstream>
 #include <map>
 #include <mutex>
+#include <optional>
 #include <set>
 #include <sstream>
 
@@ -126,6 +128,68 @@ int NextTag() {
   static std::atomic<int> next{1'000'000};
   return next++;
 }
+
+/// Join keys: the key fields, each cast to the type both sides compare in (an int64 id meets a
+/// timestamp as int64, an int64 meets a double as double), serialized like RowKeySelector so
+/// that equal keys give equal bytes on both sides. Shared by all subtasks: stateless.
+class JoinKeySelector final : public KeySelector<Row> {
+ public:
+  JoinKeySelector(std::vector<int> fields, std::vector<DataType> types)
+      : fields_(std::move(fields)), types_(std::move(types)) {}
+  void KeyBytes(const Row& row, std::string& out) const override {
+    out.clear();
+    ByteWriter w(out);
+    w.PutVarU64(fields_.size());
+    static const Value kNull;
+    for (size_t i = 0; i < fields_.size(); ++i) {
+      const auto f = static_cast<size_t>(fields_[i]);
+      const Value& v = f < row.size() ? row.Get(f) : kNull;
+      if (types_[i] == DataType::kInt64 && v.type() == DataType::kTimestamp) {
+        Serializer<Value>::Write(Value::Int(v.int_value()), w);
+      } else if (types_[i] == DataType::kDouble && v.type() != DataType::kDouble && v.is_numeric()) {
+        Serializer<Value>::Write(Value::Double(v.AsDouble()), w);
+      } else {
+        Serializer<Value>::Write(v, w);
+      }
+    }
+  }
+
+ private:
+  std::vector<int> fields_;
+  std::vector<DataType> types_;
+};
+
+/// Writes left ++ right into `out` (the join step's output: all left fields, then all right ones).
+void ConcatRows(const Row& left, const Row& right, size_t nl, size_t nr, Row& out) {
+  static const Value kNull;
+  out.Resize(nl + nr);
+  for (size_t i = 0; i < nl; ++i) out.Mutable(i) = i < left.size() ? left.Get(i) : kNull;
+  for (size_t i = 0; i < nr; ++i) out.Mutable(nl + i) = i < right.size() ? right.Get(i) : kNull;
+}
+
+/// Window join of rows; copied per subtask (the output row is scratch).
+struct RowPairJoiner {
+  size_t nl = 0;
+  size_t nr = 0;
+  Row row;
+  void operator()(const Row& left, const Row& right, Collector<Row>& out) {
+    ConcatRows(left, right, nl, nr, row);
+    out.Collect(row);
+  }
+};
+
+class RowIntervalJoinFunction final : public ProcessJoinFunction<Row, Row, Row> {
+ public:
+  RowIntervalJoinFunction(size_t nl, size_t nr) : nl_(nl), nr_(nr) {}
+  void ProcessElement(const Row& left, const Row& right, Context&, Collector<Row>& out) override {
+    ConcatRows(left, right, nl_, nr_, row_);
+    out.Collect(row_);
+  }
+
+ private:
+  size_t nl_, nr_;
+  Row row_;
+};
 
 class Compiler {
  public:
@@ -550,16 +614,16 @@ class Compiler {
   Status CompileStep(const YAML::Node& n, const std::string& path) {
     EDDY_RETURN_NOT_OK(CheckKeys(n, path, {"name", "from", "filter", "map", "flatMap", "keyBy", "window", "trigger",
                                            "evictor", "allowedLateness", "lateOutput", "aggregate", "rolling",
-                                           "process", "union", "partition", "parallelism", "uid",
+                                           "process", "union", "partition", "join", "parallelism", "uid",
                                            "slotSharingGroup", "chaining"}));
     EDDY_ASSIGN_OR_RETURN(std::string name, Name(n, path));
     const std::string p = path + " (" + name + ")";
     EDDY_ASSIGN_OR_RETURN(NamedStream in, From(n["from"], p + ".from"));
-    const char* ops[] = {"filter", "map", "flatMap", "aggregate", "rolling", "process", "union", "partition"};
+    const char* ops[] = {"filter", "map", "flatMap", "aggregate", "rolling", "process", "union", "partition", "join"};
     int count = 0;
     for (const char* o : ops) count += n[o] ? 1 : 0;
     if (count != 1) {
-      return Err(n, p, "needs exactly one operator key: filter, map, flatMap, aggregate, rolling, process, union or partition");
+      return Err(n, p, "needs exactly one operator key: filter, map, flatMap, aggregate, rolling, process, union, partition or join");
     }
     for (const char* k : {"window", "trigger", "evictor", "allowedLateness", "lateOutput"}) {
       if (n[k] && !n["aggregate"]) return Err(n[k], p + "." + k, "only applies to an aggregate step");
@@ -663,6 +727,8 @@ class Compiler {
                           return std::make_unique<FilterOperator<Row, decltype(f)>>(f);
                         }, MakeTypeInfo<Row>(schema)),
                         schema, in.has_timestamps, {}};
+    } else if (n["join"]) {
+      EDDY_ASSIGN_OR_RETURN(out, JoinStep(n, p, in));
     } else {
       EDDY_ASSIGN_OR_RETURN(out, KeyedStep(n, p, in));
     }
@@ -875,13 +941,183 @@ class Compiler {
     trigger_factory_ = nullptr;
     return NamedStream{s, schema, in.has_timestamps, {}};
   }
+  // ---- join ----
+  /// The type two key fields are compared in, or nullopt when they cannot meet.
+  static std::optional<DataType> JoinKeyType(DataType a, DataType b) {
+    auto integral = [](DataType t) { return t == DataType::kInt64 || t == DataType::kTimestamp; };
+    auto numeric = [&](DataType t) { return integral(t) || t == DataType::kDouble; };
+    if (integral(a) && integral(b)) return DataType::kInt64;
+    if (numeric(a) && numeric(b)) return DataType::kDouble;
+    if (a == b) return a;
+    return std::nullopt;
+  }
+  /// A duration that may be negative ("-5s").
+  Result<Duration> SignedDur(const YAML::Node& n, const std::string& path) const {
+    if (n.IsScalar() && !n.Scalar().empty() && n.Scalar()[0] == '-') {
+      auto d = ParseDuration(n.Scalar().substr(1));
+      if (!d.ok()) return Err(n, path, d.status().message());
+      return Duration::Millis(-d->millis());
+    }
+    return Dur(n, path);
+  }
+  /// SQL semantics: a null key joins nothing, so rows with one are dropped before the join.
+  DataStream<Row> DropNullKeys(const NamedStream& s, const std::vector<int>& idx) {
+    auto keep = [idx](const Row& r) {
+      for (int i : idx) {
+        if (static_cast<size_t>(i) >= r.size() || r.Get(static_cast<size_t>(i)).is_null()) return false;
+      }
+      return true;
+    };
+    DataStream<Row> f = s.stream.Transform<Row>("Filter(join key is not null)", [keep] {
+      return std::make_unique<FilterOperator<Row, decltype(keep)>>(keep);
+    }, MakeTypeInfo<Row>(s.schema));
+    f.SetParallelism(s.stream.node().parallelism);
+    return f;
+  }
+
+  /// join: {with, type: window|interval, on, window | between}. Output: the left fields, then the
+  /// right ones; a right field named like a left one becomes <with>_<field>.
+  Result<NamedStream> JoinStep(const YAML::Node& n, const std::string& p, const NamedStream& in) {
+    const YAML::Node& j = n["join"];
+    const std::string jp = p + ".join";
+    EDDY_RETURN_NOT_OK(CheckKeys(j, jp, {"with", "type", "on", "window", "between"}));
+    EDDY_ASSIGN_OR_RETURN(std::string with, String(j["with"], jp + ".with", true));
+    EDDY_ASSIGN_OR_RETURN(NamedStream right, From(j["with"], jp + ".with"));
+    std::string type;
+    if (j["type"]) {
+      EDDY_ASSIGN_OR_RETURN(type, String(j["type"], jp + ".type", true));
+      if (type != "window" && type != "interval") return Err(j["type"], jp + ".type", "must be window or interval");
+    } else if (j["window"] && !j["between"]) {
+      type = "window";
+    } else if (j["between"] && !j["window"]) {
+      type = "interval";
+    } else {
+      return Err(j, jp, "type is required: window or interval");
+    }
+    const bool window = type == "window";
+    if (window && !j["window"]) return Err(j, jp, "type window needs window, e.g. window: {tumbling: 10s}");
+    if (!window && !j["between"]) return Err(j, jp, "type interval needs between, e.g. between: {lower: -5s, upper: 5s}");
+    if (window && j["between"]) return Err(j["between"], jp + ".between", "only applies to type interval");
+    if (!window && j["window"]) return Err(j["window"], jp + ".window", "only applies to type window");
+
+    // Keys: {left: [...], right: [...]}, or one list naming the same fields on both sides.
+    if (!j["on"]) return Err(j, jp, "on is required: the key fields, e.g. on: [id] or on: {left: [id], right: [ref]}");
+    const YAML::Node& on = j["on"];
+    const bool sides = on.IsMap();
+    const YAML::Node left_on = sides ? on["left"] : on;
+    const YAML::Node right_on = sides ? on["right"] : on;
+    const std::string left_path = jp + (sides ? ".on.left" : ".on");
+    const std::string right_path = jp + (sides ? ".on.right" : ".on");
+    if (sides) {
+      EDDY_RETURN_NOT_OK(CheckKeys(on, jp + ".on", {"left", "right"}));
+      if (!on["left"] || !on["right"]) return Err(on, jp + ".on", "needs both left and right key fields");
+    }
+    EDDY_ASSIGN_OR_RETURN(std::vector<int> lk, KeyFields(left_on, left_path, *in.schema));
+    EDDY_ASSIGN_OR_RETURN(std::vector<int> rk, KeyFields(right_on, right_path + (sides ? "" : " (of " + with + ")"), *right.schema));
+    if (lk.size() != rk.size()) {
+      return Err(on, jp + ".on", "left names " + std::to_string(lk.size()) + " key fields and right " +
+                                     std::to_string(rk.size()) + "; they pair up in order");
+    }
+    std::vector<DataType> key_types;
+    for (size_t i = 0; i < lk.size(); ++i) {
+      const Field& lf = in.schema->field(static_cast<size_t>(lk[i]));
+      const Field& rf = right.schema->field(static_cast<size_t>(rk[i]));
+      auto t = JoinKeyType(lf.type, rf.type);
+      if (!t) {
+        const bool seq = right_on.IsSequence();
+        return Err(seq ? right_on[i] : right_on, right_path + (seq ? "[" + std::to_string(i) + "]" : ""),
+                   "key field '" + rf.name + "' (" + std::string(DataTypeName(rf.type)) +
+                       ") cannot be compared with left key '" + lf.name + "' (" +
+                       std::string(DataTypeName(lf.type)) + ")");
+      }
+      key_types.push_back(*t);
+    }
+
+    const bool event_time = time_ != TimeCharacteristic::kProcessingTime;
+    if (!window && !event_time) {
+      return Err(j["type"] ? j["type"] : j, jp + ".type",
+                 "an interval join needs event time (time: event or ingestion); in processing time use "
+                 "type: window");
+    }
+    if (event_time && !in.has_timestamps) return NoTimestamps(n["from"], p);
+    if (event_time && !right.has_timestamps) return NoTimestampsAt(j["with"], jp + ".with");
+
+    // Output schema.
+    std::vector<Field> fields = in.schema->fields();
+    std::set<std::string> left_names, names;
+    for (const auto& f : fields) left_names.insert(f.name);
+    names = left_names;
+    std::string prefix = with;
+    std::replace(prefix.begin(), prefix.end(), '.', '_');
+    for (const Field& f : right.schema->fields()) {
+      Field g = f;
+      if (left_names.count(f.name)) g.name = prefix + "_" + f.name;
+      if (!names.insert(g.name).second) {
+        return Err(j["with"], jp + ".with",
+                   "right field '" + f.name + "' would be " + (g.name == f.name ? "named" : "renamed to") +
+                       " '" + g.name + "', which the left side already has; rename fields with a map step first");
+      }
+      fields.push_back(std::move(g));
+    }
+    auto schema = std::make_shared<Schema>(std::move(fields));
+    TypeInfoPtr out_type = MakeTypeInfo<Row>(schema);
+    auto left_key = std::make_shared<JoinKeySelector>(lk, key_types);
+    auto right_key = std::make_shared<JoinKeySelector>(rk, key_types);
+    DataStream<Row> l = DropNullKeys(in, lk);
+    DataStream<Row> r = DropNullKeys(right, rk);
+    const size_t nl = in.schema->size(), nr = right.schema->size();
+    DataStream<Row> s;
+    if (window) {
+      const YAML::Node& w = j["window"];
+      if (!w.IsMap() || w.size() != 1 || !(w["tumbling"] || w["sliding"] || w["session"])) {
+        return Err(w, jp + ".window", "a window join needs a tumbling, sliding or session window");
+      }
+      using Tagged = TaggedUnion<Row, Row>;
+      EDDY_ASSIGN_OR_RETURN(auto assigner, WindowAssignerOf<Tagged>(w, jp + ".window", event_time));
+      s = l.Join(r)
+              .Where<Row>(left_key)
+              .EqualTo(right_key)
+              .Window(assigner)
+              .Apply<Row>(RowPairJoiner{nl, nr, Row()}, "join", out_type);
+    } else {
+      const YAML::Node& b = j["between"];
+      EDDY_RETURN_NOT_OK(CheckKeys(b, jp + ".between", {"lower", "upper", "lowerInclusive", "upperInclusive"}));
+      if (!b["lower"] || !b["upper"]) return Err(b, jp + ".between", "lower and upper are required, e.g. {lower: -5s, upper: 5s}");
+      EDDY_ASSIGN_OR_RETURN(Duration lower, SignedDur(b["lower"], jp + ".between.lower"));
+      EDDY_ASSIGN_OR_RETURN(Duration upper, SignedDur(b["upper"], jp + ".between.upper"));
+      bool lower_inclusive = true, upper_inclusive = true;
+      if (b["lowerInclusive"]) {
+        EDDY_ASSIGN_OR_RETURN(lower_inclusive, Bool(b["lowerInclusive"], jp + ".between.lowerInclusive"));
+      }
+      if (b["upperInclusive"]) {
+        EDDY_ASSIGN_OR_RETURN(upper_inclusive, Bool(b["upperInclusive"], jp + ".between.upperInclusive"));
+      }
+      if (lower > upper) {
+        return Err(b, jp + ".between", "lower (" + lower.ToString() + ") must not be after upper (" + upper.ToString() + ")");
+      }
+      auto joined = l.KeyBySelector<Row>(left_key)
+                        .IntervalJoin(r.KeyBySelector<Row>(right_key))
+                        .Between(lower, upper);
+      if (!lower_inclusive) joined.LowerBoundExclusive();
+      if (!upper_inclusive) joined.UpperBoundExclusive();
+      std::string name = std::string("IntervalJoin(") + (lower_inclusive ? "[" : "(") + lower.ToString() + ", " +
+                         upper.ToString() + (upper_inclusive ? "]" : ")") + ")";
+      s = joined.Process<Row>([nl, nr] { return std::make_shared<RowIntervalJoinFunction>(nl, nr); }, name, out_type);
+    }
+    return NamedStream{s, schema, in.has_timestamps && right.has_timestamps, {}};
+  }
+
   Status NoTimestamps(const YAML::Node& from, const std::string& p) const {
-    return Err(from, p + ".from",
+    return NoTimestampsAt(from, p + ".from");
+  }
+  Status NoTimestampsAt(const YAML::Node& n, const std::string& path) const {
+    return Err(n, path,
                "this step uses event time but its input has no timestamps: give the source a timestamp "
                "expression (timestamp: ...) or set time: processing");
   }
 
-  Result<std::shared_ptr<const WindowAssigner<Row>>> WindowAssignerOf(const YAML::Node& w, const std::string& path,
+  template <class T = Row>
+  Result<std::shared_ptr<const WindowAssigner<T>>> WindowAssignerOf(const YAML::Node& w, const std::string& path,
                                                                       bool event_time) {
     if (!w.IsMap() || w.size() != 1) {
       return Err(w, path, "must be one of {tumbling: 10s}, {sliding: {size, slide}}, {session: {gap}}, {count: {size, slide}}, {global: {}}");
@@ -901,7 +1137,7 @@ class Compiler {
         }
       }
       if (size.millis() <= 0) return Err(v, kp, "size must be positive");
-      return std::shared_ptr<const WindowAssigner<Row>>(std::make_shared<TumblingWindows<Row>>(size, offset, event_time));
+      return std::shared_ptr<const WindowAssigner<T>>(std::make_shared<TumblingWindows<T>>(size, offset, event_time));
     }
     if (kind == "sliding") {
       EDDY_RETURN_NOT_OK(CheckKeys(v, kp, {"size", "slide", "offset"}));
@@ -914,7 +1150,7 @@ class Compiler {
       }
       if (size.millis() <= 0 || slide.millis() <= 0) return Err(v, kp, "size and slide must be positive");
       if (size.millis() / slide.millis() > 10'000) return Err(v, kp, "size/slide over 10000 windows per element");
-      return std::shared_ptr<const WindowAssigner<Row>>(std::make_shared<SlidingWindows<Row>>(size, slide, offset, event_time));
+      return std::shared_ptr<const WindowAssigner<T>>(std::make_shared<SlidingWindows<T>>(size, slide, offset, event_time));
     }
     if (kind == "session") {
       Duration gap;
@@ -925,7 +1161,7 @@ class Compiler {
         EDDY_ASSIGN_OR_RETURN(gap, Dur(v["gap"], kp + ".gap"));
       }
       if (gap.millis() <= 0) return Err(v, kp, "gap must be positive");
-      return std::shared_ptr<const WindowAssigner<Row>>(std::make_shared<SessionWindows<Row>>(gap, event_time));
+      return std::shared_ptr<const WindowAssigner<T>>(std::make_shared<SessionWindows<T>>(gap, event_time));
     }
     if (kind == "count") {
       int64_t size = 0, slide = 0;
@@ -941,10 +1177,10 @@ class Compiler {
       if (size <= 0 || slide < 0) return Err(v, kp, "size must be positive");
       count_size_ = size;
       count_slide_ = slide;
-      return std::shared_ptr<const WindowAssigner<Row>>(std::make_shared<GlobalWindows<Row>>());
+      return std::shared_ptr<const WindowAssigner<T>>(std::make_shared<GlobalWindows<T>>());
     }
     if (kind == "global") {
-      return std::shared_ptr<const WindowAssigner<Row>>(std::make_shared<GlobalWindows<Row>>());
+      return std::shared_ptr<const WindowAssigner<T>>(std::make_shared<GlobalWindows<T>>());
     }
     return Err(w.begin()->first, path, "unknown window '" + kind + "' (tumbling, sliding, session, count, global)");
   }

@@ -46,6 +46,10 @@ class ProcessWindowFunction : public RichFunction {
   virtual void Clear(WindowContext& ctx) { (void)ctx; }
 };
 
+/// windowAll's full-window function: the same interface (the key is the constant all-key).
+template <class IN, class OUT>
+using ProcessAllWindowFunction = ProcessWindowFunction<IN, OUT>;
+
 /// How a window's contents are kept and evaluated. Two kinds: incremental aggregation
 /// (AggregateFunction, one accumulator per window) and element lists (evictors, full-window
 /// functions). Threading: the operator's task thread.
@@ -433,16 +437,17 @@ class WindowOperator final : public OneInputOperator<IN, OUT> {
       }
       if (!target_state) target_state = cover;
       mapping.emplace_back(cover, *target_state);
-      // Timers and trigger state move to the covering window.
+      // Trigger state moves to the covering window first (Flink: onMerge, then clear the merged
+      // windows), otherwise Clear would drop e.g. the counts CountTrigger must sum.
+      tctx_.At(cover).merged = merged_actual;
+      tctx_.MergeLongs();
+      trigger_->OnMerge(cover, tctx_.At(cover));
+      tctx_.merged.clear();
       for (const auto& m : merged_actual) {
         if (m == cover) continue;
         DeleteCleanupTimer(m);
         trigger_->Clear(m, tctx_.At(m));
       }
-      tctx_.At(cover).merged = merged_actual;
-      tctx_.MergeLongs();
-      trigger_->OnMerge(cover, tctx_.At(cover));
-      tctx_.merged.clear();
       if (!merged_state.empty()) contents_->Merge(*target_state, merged_state);
     }
     if (!new_merged) mapping.emplace_back(nw, nw);

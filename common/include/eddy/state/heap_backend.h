@@ -78,6 +78,8 @@ class HeapStateTableBase {
   virtual void Snapshot(ByteWriter& w, Timestamp now) const = 0;
   /// Reads entries of one key group; false on malformed input.
   virtual bool RestoreGroup(ByteReader& r, int32_t kg, uint64_t count, bool keep) = 0;
+  /// Appends the key of every entry in namespace `ns` (all key groups in range).
+  virtual void CollectKeys(Namespace ns, std::vector<std::string>& out) const = 0;
 };
 
 /// Heap keyed state: values live as C++ objects in hash maps, one map per key group so that key
@@ -101,6 +103,23 @@ class HeapKeyedStateBackend final : public KeyedStateBackend {
   Status Snapshot(std::string& out) override;
   Status Restore(std::string_view snapshot) override;
   size_t NumEntries() const override;
+
+  /// Calls f() once per key holding a value of state `name` in namespace `ns`, with that key
+  /// current (Flink's applyToAllKeys). Keys are collected first, so f may update or clear the
+  /// state. The current key is restored afterwards. No-op for an unregistered name.
+  template <class F>
+  void ForEachKey(const std::string& name, Namespace ns, F&& f) {
+    auto it = tables_.find(name);
+    if (it == tables_.end()) return;
+    std::vector<std::string> keys;
+    it->second->CollectKeys(ns, keys);
+    std::string saved = current_key_;
+    for (const auto& k : keys) {
+      SetCurrentKey(k);
+      f();
+    }
+    SetCurrentKey(saved);
+  }
 
  private:
   template <class S>
@@ -173,6 +192,16 @@ class HeapTable : public HeapStateTableBase {
     }
     return &it->second;
   }
+  /// Like Lookup, but an expired entry is dropped whatever the visibility: folding writes
+  /// (reduce, aggregate) never merge expired data into a new value (Flink's TtlReduceFunction).
+  Entry* LookupForWrite(Namespace ns) {
+    Entry* e = Lookup(ns);
+    if (e && ttl_.enabled() && backend_.Now().millis() - e->ts >= ttl_.ttl.millis()) {
+      Erase(ns);
+      return nullptr;
+    }
+    return e;
+  }
   Entry& LookupOrCreate(Namespace ns) {
     if (Entry* e = Lookup(ns)) {
       Touch(*e);
@@ -230,6 +259,14 @@ class HeapTable : public HeapStateTableBase {
       }
     }
     return !r.failed();
+  }
+
+  void CollectKeys(Namespace ns, std::vector<std::string>& out) const override {
+    for (const auto& g : groups_) {
+      for (const auto& [k, e] : g) {
+        if (k.ns == ns) out.push_back(k.key);
+      }
+    }
   }
 
   /// Visits every entry of the current key (any namespace). Used by tests and for iteration.
@@ -364,7 +401,7 @@ class ReducingImpl final : public ReducingState<V>, public HeapTable<V, Serializ
     return e ? &e->value : nullptr;
   }
   void Add(const V& v) override {
-    if (auto* e = this->Lookup(ns_)) {
+    if (auto* e = this->LookupForWrite(ns_)) {
       reduce_->Reduce(e->value, v);
       this->Touch(*e);
     } else {
@@ -391,7 +428,7 @@ class AggregatingImpl final : public AggregatingState<IN, OUT>, public HeapTable
     return agg_->GetResult(e->value);
   }
   void Add(const IN& v) override {
-    auto* e = this->Lookup(ns_);
+    auto* e = this->LookupForWrite(ns_);
     if (!e) {
       e = &this->LookupOrCreate(ns_);
       e->value = agg_->CreateAccumulator();

@@ -1,8 +1,9 @@
 #pragma once
 
 #include <functional>
-#include <set>
 #include <string>
+#include <unordered_set>
+#include <vector>
 
 #include "eddy/state/keyed_backend.h"
 #include "eddy/state/state.h"
@@ -23,6 +24,43 @@ struct Timer {
   std::string key;
   Namespace ns;
   auto operator<=>(const Timer&) const = default;
+  bool operator==(const Timer&) const = default;
+};
+
+struct TimerHash {
+  size_t operator()(const Timer& t) const noexcept {
+    size_t h = std::hash<std::string_view>{}(t.key);
+    h ^= static_cast<size_t>(t.time.millis()) * 0x9e3779b97f4a7c15ULL + (h << 6) + (h >> 2);
+    h ^= static_cast<size_t>(t.ns.a) * 0xc2b2ae3d27d4eb4fULL + static_cast<size_t>(t.ns.b);
+    return h;
+  }
+};
+
+/// Timers ordered by time with O(1) duplicate detection (Flink's HeapPriorityQueueSet): a hash
+/// set holds the live timers, a binary heap orders them. Deletion is lazy: the heap entry is
+/// skipped when popped, and the heap is rebuilt when stale entries dominate.
+class TimerQueue {
+ public:
+  /// False when the timer was already registered.
+  bool Add(Timer t);
+  void Remove(const Timer& t);
+  /// The earliest live timer, or nullptr.
+  const Timer* Peek();
+  /// Removes and returns the earliest live timer (Peek() must be non-null).
+  Timer Pop();
+  size_t size() const { return live_.size(); }
+  template <class F>
+  void ForEach(F&& f) const {
+    for (const auto& t : live_) f(t);
+  }
+
+ private:
+  struct Later {
+    bool operator()(const Timer& a, const Timer& b) const { return b < a; }
+  };
+  void Compact();
+  std::unordered_set<Timer, TimerHash> live_;
+  std::vector<Timer> heap_;
 };
 
 /// Receives fired timers with the backend's current key already set to the timer's key.
@@ -42,14 +80,23 @@ class InternalTimerService {
       : backend_(backend), pts_(pts), target_(target) {}
 
   void RegisterEventTimeTimer(Namespace ns, Timestamp time) {
-    event_.insert(Timer{time, backend_->current_key(), ns});
+    scratch_.time = time;
+    scratch_.key.assign(backend_->current_key());
+    scratch_.ns = ns;
+    event_.Add(scratch_);
   }
   void DeleteEventTimeTimer(Namespace ns, Timestamp time) {
-    event_.erase(Timer{time, backend_->current_key(), ns});
+    scratch_.time = time;
+    scratch_.key.assign(backend_->current_key());
+    scratch_.ns = ns;
+    event_.Remove(scratch_);
   }
   void RegisterProcessingTimeTimer(Namespace ns, Timestamp time);
   void DeleteProcessingTimeTimer(Namespace ns, Timestamp time) {
-    processing_.erase(Timer{time, backend_->current_key(), ns});
+    scratch_.time = time;
+    scratch_.key.assign(backend_->current_key());
+    scratch_.ns = ns;
+    processing_.Remove(scratch_);
   }
   /// Fires every event-time timer with time <= wm (including ones registered while firing).
   void AdvanceWatermark(Watermark wm);
@@ -69,8 +116,9 @@ class InternalTimerService {
   KeyedStateBackend* backend_;
   ProcessingTimeService* pts_;
   TimerTarget* target_;
-  std::set<Timer> event_;
-  std::set<Timer> processing_;
+  TimerQueue event_;
+  TimerQueue processing_;
+  Timer scratch_;  // reused for lookups so that a duplicate registration allocates nothing
   Watermark watermark_ = Watermark::Min();
   Timestamp scheduled_ = Timestamp::Max();
 };

@@ -25,6 +25,7 @@ struct TaskSummary {
   uint64_t records_in = 0;
   uint64_t records_out = 0;
   uint64_t bad_records = 0;
+  uint64_t late_records_dropped = 0;
   double busy_ms = 0;
   double backpressured_ms = 0;
 };
