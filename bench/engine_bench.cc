@@ -19,7 +19,6 @@
 #include <array>
 #include <chrono>
 #include <cinttypes>
-#include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -41,7 +40,8 @@ namespace bench {
 
 // ---- record types ----
 
-/// 76 opaque bytes, so that Record is 100 bytes in memory (8 + 8 + 8 + 76).
+/// 76 opaque bytes, so that Record holds 100 bytes of data (8 + 8 + 8 + 76; sizeof 104 with
+/// padding).
 struct Payload {
   std::array<char, 76> bytes{};
 };
@@ -53,7 +53,7 @@ struct Record {
   int64_t value = 0;
   Payload payload;
 };
-static_assert(sizeof(Record) == 100 || sizeof(Record) == 104, "Record should be ~100 bytes");
+static_assert(sizeof(Record) == 104, "Record: 100 bytes of fields plus alignment padding");
 
 /// Accumulator of the window cases: count and sum of `value`.
 struct Acc {
@@ -72,7 +72,7 @@ struct WindowResult {
 
 }  // namespace bench
 
-/// The payload is written as a length-prefixed byte string (77 bytes on the wire).
+/// The payload is written as a length-prefixed byte string (77 bytes; a whole Record is ~85).
 template <>
 struct eddy::Serializer<bench::Payload> {
   static void Write(const bench::Payload& v, eddy::ByteWriter& w) {
@@ -129,7 +129,9 @@ inline Record Map1(const Record& r) {
   o.value = r.value * 3 + 1;
   return o;
 }
-inline bool Keep(const Record& r) { return r.value % 2 == 0; }
+inline bool Keep(const Record& r) {
+  return r.value % 2 == 0;
+}
 inline Record Map2(const Record& r) {
   Record o = r;
   o.value = r.value + r.key;
@@ -173,11 +175,13 @@ struct Totals {
   }
 };
 
-/// Per-subtask sink: counts and checksums locally, publishes at Finish (no shared write per record).
+/// Per-subtask sink: counts and checksums locally, publishes at Finish (no shared write per
+/// record).
 template <class T, class H>
 class ChecksumSink final : public eddy::SinkFunction<T> {
  public:
-  ChecksumSink(std::shared_ptr<Totals> totals, H h) : totals_(std::move(totals)), h_(std::move(h)) {}
+  ChecksumSink(std::shared_ptr<Totals> totals, H h)
+      : totals_(std::move(totals)), h_(std::move(h)) {}
   void Invoke(const T& v, Timestamp) override {
     ++n_;
     sum_ += h_(v);
@@ -192,11 +196,13 @@ class ChecksumSink final : public eddy::SinkFunction<T> {
 };
 
 template <class T, class H>
-std::function<std::shared_ptr<eddy::SinkFunction<T>>()> MakeSink(std::shared_ptr<Totals> totals, H h) {
+std::function<std::shared_ptr<eddy::SinkFunction<T>>()> MakeSink(std::shared_ptr<Totals> totals,
+                                                                 H h) {
   return [totals, h] { return std::make_shared<ChecksumSink<T, H>>(totals, h); };
 }
 
-RunOutput Execute(eddy::StreamExecutionEnvironment& env, const std::shared_ptr<Totals>& totals, int64_t records) {
+RunOutput Execute(eddy::StreamExecutionEnvironment& env, const std::shared_ptr<Totals>& totals,
+                  int64_t records) {
   eddy::control::LocalExecutor ex;
   eddy::control::JobResult r = ex.Execute(env.graph());
   RunOutput out;
@@ -213,8 +219,8 @@ RunOutput Execute(eddy::StreamExecutionEnvironment& env, const std::shared_ptr<T
 
 // ---- typed C++ API cases ----
 
-eddy::DataStream<Record> TypedSource(eddy::StreamExecutionEnvironment& env, const Workload& w, int64_t n,
-                                     bool event_time) {
+eddy::DataStream<Record> TypedSource(eddy::StreamExecutionEnvironment& env, const Workload& w,
+                                     int64_t n, bool event_time) {
   env.SetParallelism(1);
   auto src = env.Generate<Record>([w](int64_t i, Record& r) { Generate(w, i, r); }, n);
   if (!event_time) return src;
@@ -230,7 +236,8 @@ RunOutput TypedChain(const Workload& w, int64_t n) {
       .Map([](const Record& r) { return Map1(r); })
       .Filter([](const Record& r) { return Keep(r); })
       .Map([](const Record& r) { return Map2(r); })
-      .Sink("Checksum", MakeSink<Record>(totals, [](const Record& r) { return ChainChecksum(r.key, r.value); }));
+      .Sink("Checksum", MakeSink<Record>(
+                            totals, [](const Record& r) { return ChainChecksum(r.key, r.value); }));
   return Execute(env, totals, n);
 }
 
@@ -251,21 +258,25 @@ class CountSum final : public eddy::AggregateFunction<Record, Acc, Acc> {
 /// Adds key and window to the pre-aggregated result (Flink's aggregate + ProcessWindowFunction).
 class ToWindowResult final : public eddy::ProcessWindowFunction<Acc, WindowResult> {
  public:
-  void Process(eddy::WindowContext& ctx, const std::vector<Acc>& in, eddy::Collector<WindowResult>& out) override {
+  void Process(eddy::WindowContext& ctx, const std::vector<Acc>& in,
+               eddy::Collector<WindowResult>& out) override {
     const eddy::Window& w = ctx.window();
     out.Collect(WindowResult{ctx.CurrentKey<int64_t>(), w.start, w.end, in[0].count, in[0].sum});
   }
 };
 
-RunOutput TypedWindow(const Workload& w, int64_t n, std::shared_ptr<const eddy::WindowAssigner<Record>> assigner) {
+RunOutput TypedWindow(const Workload& w, int64_t n,
+                      std::shared_ptr<const eddy::WindowAssigner<Record>> assigner) {
   eddy::StreamExecutionEnvironment env;
   auto totals = std::make_shared<Totals>();
-  std::shared_ptr<const eddy::AggregateFunction<Record, Acc, Acc>> agg = std::make_shared<CountSum>();
+  std::shared_ptr<const eddy::AggregateFunction<Record, Acc, Acc>> agg =
+      std::make_shared<CountSum>();
   TypedSource(env, w, n, true)
       .KeyBy([](const Record& r) { return r.key; })
       .Window(std::move(assigner))
       .Aggregate<Acc, Acc, WindowResult>(agg, [] { return std::make_shared<ToWindowResult>(); })
-      .Sink("Checksum", MakeSink<WindowResult>(totals, [](const WindowResult& r) { return WindowChecksum(r); }));
+      .Sink("Checksum", MakeSink<WindowResult>(
+                            totals, [](const WindowResult& r) { return WindowChecksum(r); }));
   return Execute(env, totals, n);
 }
 
@@ -278,8 +289,8 @@ std::string SpecSource(const Workload& w, int64_t n, bool event_time) {
   s += "    generator:\n";
   s += "      count: " + std::to_string(n) + "\n";
   s += "      fields:\n";
-  s += "        key: \"(hash(n) % " + std::to_string(w.keys) + " + " + std::to_string(w.keys) + ") % " +
-       std::to_string(w.keys) + "\"\n";
+  s += "        key: \"(hash(n) % " + std::to_string(w.keys) + " + " + std::to_string(w.keys) +
+       ") % " + std::to_string(w.keys) + "\"\n";
   s += "        ts: \"n * " + std::to_string(w.ts_num) + " / " + std::to_string(w.ts_den) + "\"\n";
   s += "        v: \"n % 1000\"\n";
   s += "        payload: \"'" + std::string(kPayloadChars, 'x') + "'\"\n";
@@ -314,11 +325,17 @@ RunOutput SpecJob(const std::string& yaml, int64_t n, bool window) {
   for (auto& node : compiled->env->graph().mutable_nodes()) {
     if (!node.is_sink) continue;
     const eddy::Schema& schema = *node.out_type->schema();
-    RowChecksum h{schema.IndexOf("key"), schema.IndexOf("v"),           schema.IndexOf("n"),
-                  schema.IndexOf("s"),   schema.IndexOf("window_start"), schema.IndexOf("window_end"), window};
+    RowChecksum h{schema.IndexOf("key"),
+                  schema.IndexOf("v"),
+                  schema.IndexOf("n"),
+                  schema.IndexOf("s"),
+                  schema.IndexOf("window_start"),
+                  schema.IndexOf("window_end"),
+                  window};
     auto make = MakeSink<Row>(totals, h);
     node.factory = [make] {
-      return std::make_unique<eddy::SinkOperator<Row, std::shared_ptr<eddy::SinkFunction<Row>>>>(make());
+      return std::make_unique<eddy::SinkOperator<Row, std::shared_ptr<eddy::SinkFunction<Row>>>>(
+          make());
     };
   }
   return Execute(*compiled->env, totals, n);
@@ -403,9 +420,9 @@ RunOutput BaselineAligned(const Workload& w, int64_t n, int64_t size, int64_t sl
 }
 
 /// Sliding windows by panes (slices): one update per record into the pane of width `slide`, and a
-/// running per-key total over the last size/slide panes that is emitted when a window fires (add the
-/// newest complete pane, emit, subtract the oldest). Same outputs as the per-window computation;
-/// shows what a slicing window operator could reach.
+/// running per-key total over the last size/slide panes that is emitted when a window fires (add
+/// the newest complete pane, emit, subtract the oldest). Same outputs as the per-window
+/// computation; shows what a slicing window operator could reach.
 RunOutput BaselinePanes(const Workload& w, int64_t n, int64_t size, int64_t slide) {
   RunOutput out;
   out.records = n;
@@ -419,7 +436,8 @@ RunOutput BaselinePanes(const Workload& w, int64_t n, int64_t size, int64_t slid
   int64_t max_ts = INT64_MIN;
   auto fire_until = [&](int64_t wm) {
     while (next_end != INT64_MIN && next_end - 1 <= wm && (!panes.empty() || !running.empty())) {
-      for (auto it = panes.lower_bound(added_upto); it != panes.end() && it->first < next_end; ++it) {
+      for (auto it = panes.lower_bound(added_upto); it != panes.end() && it->first < next_end;
+           ++it) {
         for (const auto& [key, a] : it->second) {
           Acc& r = running[key];
           r.count += a.count;
@@ -429,7 +447,8 @@ RunOutput BaselinePanes(const Workload& w, int64_t n, int64_t size, int64_t slid
       added_upto = next_end;
       for (const auto& [key, a] : running) {
         ++out.outputs;
-        out.checksum += WindowChecksum(WindowResult{key, next_end - size, next_end, a.count, a.sum});
+        out.checksum +=
+            WindowChecksum(WindowResult{key, next_end - size, next_end, a.count, a.sum});
       }
       if (auto old = panes.find(next_end - size); old != panes.end()) {
         for (const auto& [key, a] : old->second) {
@@ -483,7 +502,8 @@ RunOutput BaselineSessions(const Workload& w, int64_t n, int64_t gap) {
     Generate(w, i, r);
     auto [it, inserted] = open.try_emplace(r.key, Session{r.ts, r.ts + gap, 0, 0});
     Session& s = it->second;
-    if (!inserted && r.ts > s.end) {  // windows [a, a+gap) merge when they touch (engine: Intersects)
+    if (!inserted &&
+        r.ts > s.end) {  // windows [a, a+gap) merge when they touch (engine: Intersects)
       emit(r.key, s);
       s = Session{r.ts, r.ts + gap, 0, 0};
     }
@@ -514,8 +534,8 @@ RunOutput BaselineSessions(const Workload& w, int64_t n, int64_t gap) {
 enum class Kind : uint8_t { kEngine, kBaseline, kReference };
 
 struct Case {
-  std::string name;      // "<group>/<variant>"
-  std::string group;     // a-chain, b-tumbling, ...
+  std::string name;   // "<group>/<variant>"
+  std::string group;  // a-chain, b-tumbling, ...
   Kind kind;
   double target_per_core;  // records/s per core; 0 = none
   int64_t records;         // default input records
@@ -540,15 +560,18 @@ const Workload kSessionWl{100'000, 1, 10};
 
 std::vector<Case> AllCases() {
   std::vector<Case> c;
-  auto tumbling = [] { return eddy::TumblingEventTimeWindows<Record>(Duration::Millis(kTumbleMs)); };
+  auto tumbling = [] {
+    return eddy::TumblingEventTimeWindows<Record>(Duration::Millis(kTumbleMs));
+  };
   auto sliding = [] {
-    return eddy::SlidingEventTimeWindows<Record>(Duration::Millis(kSlideSizeMs), Duration::Millis(kSlideMs));
+    return eddy::SlidingEventTimeWindows<Record>(Duration::Millis(kSlideSizeMs),
+                                                 Duration::Millis(kSlideMs));
   };
   auto session = [] { return eddy::EventTimeSessionWindows<Record>(Duration::Millis(kGapMs)); };
-  const std::string tumble_spec = "{tumbling: " + std::to_string(kTumbleMs) + "ms}";
-  const std::string slide_spec =
-      "{sliding: {size: " + std::to_string(kSlideSizeMs) + "ms, slide: " + std::to_string(kSlideMs) + "ms}}";
-  const std::string session_spec = "{session: {gap: " + std::to_string(kGapMs) + "ms}}";
+  const std::string kTumbleSpec = "{tumbling: " + std::to_string(kTumbleMs) + "ms}";
+  const std::string kSlideSpec = "{sliding: {size: " + std::to_string(kSlideSizeMs) +
+                                 "ms, slide: " + std::to_string(kSlideMs) + "ms}}";
+  const std::string kSessionSpec = "{session: {gap: " + std::to_string(kGapMs) + "ms}}";
 
   c.push_back({"a-chain/typed", "a-chain", Kind::kEngine, 20e6, 120'000'000,
                [](int64_t n) { return TypedChain(kChainWl, n); }});
@@ -560,14 +583,14 @@ std::vector<Case> AllCases() {
   c.push_back({"b-tumbling/typed", "b-tumbling", Kind::kEngine, 5e6, 2'000'000,
                [tumbling](int64_t n) { return TypedWindow(kTumbleWl, n, tumbling()); }});
   c.push_back({"b-tumbling/spec", "b-tumbling", Kind::kEngine, 5e6, 1'500'000,
-               [tumble_spec](int64_t n) { return SpecWindow(kTumbleWl, n, tumble_spec); }});
+               [kTumbleSpec](int64_t n) { return SpecWindow(kTumbleWl, n, kTumbleSpec); }});
   c.push_back({"b-tumbling/baseline", "b-tumbling", Kind::kBaseline, 0, 20'000'000,
                [](int64_t n) { return BaselineAligned(kTumbleWl, n, kTumbleMs, kTumbleMs); }});
 
   c.push_back({"c-sliding/typed", "c-sliding", Kind::kEngine, 2e6, 80'000,
                [sliding](int64_t n) { return TypedWindow(kSlideWl, n, sliding()); }});
   c.push_back({"c-sliding/spec", "c-sliding", Kind::kEngine, 2e6, 60'000,
-               [slide_spec](int64_t n) { return SpecWindow(kSlideWl, n, slide_spec); }});
+               [kSlideSpec](int64_t n) { return SpecWindow(kSlideWl, n, kSlideSpec); }});
   c.push_back({"c-sliding/baseline", "c-sliding", Kind::kBaseline, 0, 2'000'000,
                [](int64_t n) { return BaselineAligned(kSlideWl, n, kSlideSizeMs, kSlideMs); }});
   c.push_back({"c-sliding/baseline-panes", "c-sliding", Kind::kReference, 0, 40'000'000,
@@ -576,7 +599,7 @@ std::vector<Case> AllCases() {
   c.push_back({"d-session/typed", "d-session", Kind::kEngine, 0, 800'000,
                [session](int64_t n) { return TypedWindow(kSessionWl, n, session()); }});
   c.push_back({"d-session/spec", "d-session", Kind::kEngine, 0, 500'000,
-               [session_spec](int64_t n) { return SpecWindow(kSessionWl, n, session_spec); }});
+               [kSessionSpec](int64_t n) { return SpecWindow(kSessionWl, n, kSessionSpec); }});
   c.push_back({"d-session/baseline", "d-session", Kind::kBaseline, 0, 12'000'000,
                [](int64_t n) { return BaselineSessions(kSessionWl, n, kGapMs); }});
   return c;
@@ -599,8 +622,10 @@ struct Measurement {
 };
 
 double CpuSeconds(const rusage& ru, double* user = nullptr, double* sys = nullptr) {
-  double u = static_cast<double>(ru.ru_utime.tv_sec) + static_cast<double>(ru.ru_utime.tv_usec) / 1e6;
-  double s = static_cast<double>(ru.ru_stime.tv_sec) + static_cast<double>(ru.ru_stime.tv_usec) / 1e6;
+  double u =
+      static_cast<double>(ru.ru_utime.tv_sec) + static_cast<double>(ru.ru_utime.tv_usec) / 1e6;
+  double s =
+      static_cast<double>(ru.ru_stime.tv_sec) + static_cast<double>(ru.ru_stime.tv_usec) / 1e6;
   if (user) *user = u;
   if (sys) *sys = s;
   return u + s;
@@ -689,7 +714,8 @@ struct Options {
 void Usage() {
   std::printf(
       "usage: engine_bench [options] [filter...]\n"
-      "  filter         run cases whose name contains any filter (e.g. tumble, typed, a-chain/spec)\n"
+      "  filter         run cases whose name contains any filter (e.g. tumble, typed, "
+      "a-chain/spec)\n"
       "  --reps=N       runs per case, median reported (default 3)\n"
       "  --scale=X      multiply every case's record count by X (default 1)\n"
       "  --records=N    use N records for every selected case\n"
@@ -739,6 +765,8 @@ std::string Rate(double r) {
 
 struct Summary {
   const Case* c = nullptr;
+  std::vector<Measurement>
+      in_order;  // runs in execution order (run r of every case ran back to back)
   Measurement median;
   double per_core_min = 0, per_core_max = 0;
   int runs = 0;
@@ -753,7 +781,8 @@ int main(int argc, char** argv) {
   if (!ParseArgs(argc, argv, opt)) return 1;
   std::vector<Case> cases = AllCases();
   if (opt.list) {
-    for (const auto& c : cases) std::printf("%-22s %12" PRId64 " records\n", c.name.c_str(), c.records);
+    for (const auto& c : cases)
+      std::printf("%-22s %12" PRId64 " records\n", c.name.c_str(), c.records);
     return 0;
   }
   auto selected = [&](const Case& c) {
@@ -764,39 +793,58 @@ int main(int argc, char** argv) {
 
   double load[3] = {0, 0, 0};
   getloadavg(load, 3);
-  std::printf("engine_bench: %d run(s) per case, median by records/s per core; %ld CPUs online; load average "
-              "%.2f %.2f %.2f; g++ %s%s\n",
-              opt.reps, sysconf(_SC_NPROCESSORS_ONLN), load[0], load[1], load[2], __VERSION__,
+  std::printf(
+      "engine_bench: %d run(s) per case, median by records/s per core; %ld CPUs online; load "
+      "average "
+      "%.2f %.2f %.2f; g++ %s%s\n",
+      opt.reps, sysconf(_SC_NPROCESSORS_ONLN), load[0], load[1], load[2], __VERSION__,
 #ifdef __OPTIMIZE__
-              ", optimized"
+      ", optimized"
 #else
-              ", NOT OPTIMIZED"
+      ", NOT OPTIMIZED"
 #endif
   );
-  std::vector<Summary> summaries;
+  // Runs are interleaved (every case once, then every case again, ...) so that a change in the
+  // machine's load hits engine cases and baselines alike instead of one case's runs.
+  std::vector<const Case*> chosen;
   for (const auto& c : cases) {
-    if (!selected(c)) continue;
-    int64_t n = opt.records > 0 ? opt.records : static_cast<int64_t>(static_cast<double>(c.records) * opt.scale);
-    std::vector<Measurement> runs;
-    for (int r = 0; r < opt.reps; ++r) {
+    if (selected(c)) chosen.push_back(&c);
+  }
+  std::vector<std::vector<Measurement>> runs(chosen.size());
+  for (int r = 0; r < opt.reps; ++r) {
+    for (size_t i = 0; i < chosen.size(); ++i) {
+      const Case& c = *chosen[i];
+      int64_t n = opt.records > 0
+                      ? opt.records
+                      : static_cast<int64_t>(static_cast<double>(c.records) * opt.scale);
       Measurement m = opt.fork ? MeasureInChild(c, n) : Measure(c, n);
-      std::fprintf(stderr, "  %-20s run %d: %s records, wall %.2f s, cpu %.2f s, %s/s per core, rss %.0f MiB%s%s\n",
-                   c.name.c_str(), r + 1, std::to_string(m.records).c_str(), m.wall_s, m.cpu_s,
-                   Rate(m.cpu_s > 0 ? static_cast<double>(m.records) / m.cpu_s : 0).c_str(),
-                   static_cast<double>(m.maxrss_kib) / 1024.0, m.ok ? "" : " FAILED: ", m.error);
-      runs.push_back(m);
+      std::fprintf(
+          stderr,
+          "  %-26s run %d: %s records, wall %.2f s, cpu %.2f s, %s/s per core, rss %.0f MiB%s%s\n",
+          c.name.c_str(), r + 1, std::to_string(m.records).c_str(), m.wall_s, m.cpu_s,
+          Rate(m.cpu_s > 0 ? static_cast<double>(m.records) / m.cpu_s : 0).c_str(),
+          static_cast<double>(m.maxrss_kib) / 1024.0, m.ok ? "" : " FAILED: ", m.error);
+      runs[i].push_back(m);
     }
+  }
+  std::vector<Summary> summaries;
+  auto per_core = [](const Measurement& m) {
+    return m.cpu_s > 0 ? static_cast<double>(m.records) / m.cpu_s : 0.0;
+  };
+  for (size_t i = 0; i < chosen.size(); ++i) {
+    auto& rs = runs[i];
     Summary s;
-    s.c = &c;
-    s.runs = static_cast<int>(runs.size());
-    auto per_core = [](const Measurement& m) { return m.cpu_s > 0 ? static_cast<double>(m.records) / m.cpu_s : 0.0; };
-    for (const auto& m : runs) {
-      if (!m.ok || m.outputs != runs[0].outputs || m.checksum != runs[0].checksum) s.consistent = false;
+    s.c = chosen[i];
+    s.in_order = rs;
+    s.runs = static_cast<int>(rs.size());
+    for (const auto& m : rs) {
+      if (!m.ok || m.outputs != rs[0].outputs || m.checksum != rs[0].checksum) s.consistent = false;
     }
-    std::sort(runs.begin(), runs.end(), [&](const auto& a, const auto& b) { return per_core(a) < per_core(b); });
-    s.median = runs[runs.size() / 2];
-    s.per_core_min = per_core(runs.front());
-    s.per_core_max = per_core(runs.back());
+    std::sort(rs.begin(), rs.end(),
+              [&](const auto& a, const auto& b) { return per_core(a) < per_core(b); });
+    s.median = rs[rs.size() / 2];
+    s.per_core_min = per_core(rs.front());
+    s.per_core_max = per_core(rs.back());
     summaries.push_back(s);
   }
 
@@ -813,13 +861,16 @@ int main(int argc, char** argv) {
   std::map<const Case*, Measurement> reference;
   for (const auto& s : summaries) {
     auto bc = baseline_case.find(s.c->group);
-    if (!opt.check || s.c->kind == Kind::kBaseline || bc == baseline_case.end() || !s.median.ok) continue;
-    reference[s.c] = opt.fork ? MeasureInChild(*bc->second, s.median.records) : Measure(*bc->second, s.median.records);
+    if (!opt.check || s.c->kind == Kind::kBaseline || bc == baseline_case.end() || !s.median.ok)
+      continue;
+    reference[s.c] = opt.fork ? MeasureInChild(*bc->second, s.median.records)
+                              : Measure(*bc->second, s.median.records);
   }
   std::printf(
-      "\n| case | records | wall s | cpu s | cores | records/s | records/s/core | spread | peak RSS MiB | "
+      "\n| case | records | wall s | cpu s | cores | records/s | records/s/core | best/core | "
+      "spread | peak RSS MiB | "
       "target/core | vs target | vs baseline | outputs |\n");
-  std::printf("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|\n");
+  std::printf("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|\n");
   int bad = 0;
   for (const auto& s : summaries) {
     const Measurement& m = s.median;
@@ -828,15 +879,26 @@ int main(int argc, char** argv) {
     double spread = pc > 0 ? (s.per_core_max - s.per_core_min) / pc * 100 : 0;
     std::string target = s.c->target_per_core > 0 ? Rate(s.c->target_per_core) : "-";
     char vs_target[32] = "-";
-    if (s.c->target_per_core > 0) std::snprintf(vs_target, sizeof(vs_target), "%.3fx", pc / s.c->target_per_core);
-    char vs_base[32] = "-";
+    if (s.c->target_per_core > 0)
+      std::snprintf(vs_target, sizeof(vs_target), "%.3fx", pc / s.c->target_per_core);
+    char vs_base[64] = "-";
     std::string check = s.consistent ? "ok" : "RUNS DIFFER";
     if (!m.ok) check = std::string("FAILED: ") + m.error;
     auto b = baseline.find(s.c->group);
-    if (s.c->kind == Kind::kEngine && b != baseline.end()) {
-      const Measurement& bm = b->second->median;
-      double bpc = bm.cpu_s > 0 ? static_cast<double>(bm.records) / bm.cpu_s : 0;
-      if (bpc > 0) std::snprintf(vs_base, sizeof(vs_base), "%.3fx", pc / bpc);
+    if (s.c->kind != Kind::kBaseline && b != baseline.end()) {
+      // Paired: run r of this case against run r of the baseline (adjacent in time), median ratio
+      // and range. Less sensitive to the machine's load drifting during the invocation.
+      std::vector<double> ratios;
+      const auto& br = b->second->in_order;
+      for (size_t r = 0; r < s.in_order.size() && r < br.size(); ++r) {
+        double e = per_core(s.in_order[r]), bb = per_core(br[r]);
+        if (e > 0 && bb > 0) ratios.push_back(e / bb);
+      }
+      if (!ratios.empty()) {
+        std::sort(ratios.begin(), ratios.end());
+        std::snprintf(vs_base, sizeof(vs_base), "%.3fx (%.3f-%.3f)", ratios[ratios.size() / 2],
+                      ratios.front(), ratios.back());
+      }
     }
     if (auto ref = reference.find(s.c); ref != reference.end() && m.ok) {
       const Measurement& rm = ref->second;
@@ -846,23 +908,25 @@ int main(int argc, char** argv) {
         check = "= baseline";
       }
     }
-    if (s.c->kind == Kind::kBaseline) {
-      std::snprintf(vs_base, sizeof(vs_base), "1x");
-    } else if (s.c->kind == Kind::kReference && b != baseline.end()) {
-      const Measurement& bm = b->second->median;
-      double bpc = bm.cpu_s > 0 ? static_cast<double>(bm.records) / bm.cpu_s : 0;
-      if (bpc > 0) std::snprintf(vs_base, sizeof(vs_base), "%.3fx", pc / bpc);
-    }
+    if (s.c->kind == Kind::kBaseline) std::snprintf(vs_base, sizeof(vs_base), "1x");
     if (check != "ok" && check != "= baseline") ++bad;
-    std::printf("| %s | %" PRId64 " | %.2f | %.2f | %.2f | %s | %s | %.0f%% | %.0f | %s | %s | %s | %" PRId64 " %s |\n",
-                s.c->name.c_str(), m.records, m.wall_s, m.cpu_s, m.wall_s > 0 ? m.cpu_s / m.wall_s : 0,
-                Rate(rate).c_str(), Rate(pc).c_str(), spread, static_cast<double>(m.maxrss_kib) / 1024.0,
+    std::printf("| %s | %" PRId64
+                " | %.2f | %.2f | %.2f | %s | %s | %s | %.0f%% | %.0f | %s | %s | %s | %" PRId64
+                " %s |\n",
+                s.c->name.c_str(), m.records, m.wall_s, m.cpu_s,
+                m.wall_s > 0 ? m.cpu_s / m.wall_s : 0, Rate(rate).c_str(), Rate(pc).c_str(),
+                Rate(s.per_core_max).c_str(), spread, static_cast<double>(m.maxrss_kib) / 1024.0,
                 target.c_str(), vs_target, vs_base, m.outputs, check.c_str());
   }
   getloadavg(load, 3);
   std::printf("\nload average at the end: %.2f %.2f %.2f\n", load[0], load[1], load[2]);
   std::printf(
-      "records/s/core = records / (user+sys CPU s of the process during the job); spread = (max-min)/median of "
-      "per-core rate over the runs; vs baseline = engine per-core rate / hand-written loop per-core rate.\n");
+      "records/s/core = records / (user+sys CPU s of the process during the job), median run; "
+      "best/core = the "
+      "fastest run (interference only slows runs down); spread = (max-min)/median of the per-core "
+      "rate over the "
+      "runs; vs baseline = per-core rate / the group's hand-written loop's per-core rate, run r "
+      "against run r, "
+      "median (min-max) over the runs.\n");
   return bad == 0 ? 0 : 2;
 }

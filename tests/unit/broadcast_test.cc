@@ -46,7 +46,8 @@ std::string Verdict(const std::string& key, const Item& item, int64_t threshold)
 /// Non-keyed: checks items against the rule of their color; no rule -> "unruled".
 class CheckThreshold final : public BroadcastProcessFunction<Item, Rule, std::string> {
  public:
-  void ProcessElement(const Item& item, ReadOnlyContext& ctx, Collector<std::string>& out) override {
+  void ProcessElement(const Item& item, ReadOnlyContext& ctx,
+                      Collector<std::string>& out) override {
     const ReadOnlyBroadcastState<std::string, int64_t>* rules = ctx.GetBroadcastState(kRules);
     if (const int64_t* th = rules->Get(item.color)) {
       out.Collect(Verdict(item.key, item, *th));
@@ -54,7 +55,8 @@ class CheckThreshold final : public BroadcastProcessFunction<Item, Rule, std::st
       out.Collect(item.key + ":" + item.color + ":unruled");
     }
   }
-  void ProcessBroadcastElement(const Rule& rule, Context& ctx, Collector<std::string>& out) override {
+  void ProcessBroadcastElement(const Rule& rule, Context& ctx,
+                               Collector<std::string>& out) override {
     BroadcastState<std::string, int64_t>* rules = ctx.GetBroadcastState(kRules);
     if (rule.threshold < 0) {
       rules->Remove(rule.color);
@@ -69,14 +71,16 @@ class CheckThreshold final : public BroadcastProcessFunction<Item, Rule, std::st
 /// Keyed: items whose color has no rule yet wait in keyed state; a new rule releases the waiting
 /// items of every key (ApplyToKeyedState). With `expire_after` > 0, waiting items expire in event
 /// time (timers).
-class ApplyRules final : public KeyedBroadcastProcessFunction<std::string, Item, Rule, std::string> {
+class ApplyRules final
+    : public KeyedBroadcastProcessFunction<std::string, Item, Rule, std::string> {
  public:
   explicit ApplyRules(Duration expire_after = Duration()) : expire_after_(expire_after) {}
   Status Open(RuntimeContext& rc) override {
     pending_ = rc.GetListState(kPending);
     return Status::Ok();
   }
-  void ProcessElement(const Item& item, ReadOnlyContext& ctx, Collector<std::string>& out) override {
+  void ProcessElement(const Item& item, ReadOnlyContext& ctx,
+                      Collector<std::string>& out) override {
     const std::string key = ctx.CurrentKey<std::string>();
     if (const int64_t* th = ctx.GetBroadcastState(kRules)->Get(item.color)) {
       out.Collect(Verdict(key, item, *th));
@@ -87,7 +91,8 @@ class ApplyRules final : public KeyedBroadcastProcessFunction<std::string, Item,
       ctx.timer_service()->RegisterEventTimeTimer(ctx.timestamp() + expire_after_);
     }
   }
-  void ProcessBroadcastElement(const Rule& rule, Context& ctx, Collector<std::string>& out) override {
+  void ProcessBroadcastElement(const Rule& rule, Context& ctx,
+                               Collector<std::string>& out) override {
     ctx.GetBroadcastState(kRules)->Put(rule.color, rule.threshold);
     ctx.ApplyToKeyedState(kPending, [&](const std::string& key, ListState<Item>& state) {
       const std::vector<Item>* items = state.Get();
@@ -139,11 +144,11 @@ TEST(BroadcastProcessOperatorTest, RulesAreReadOnlyOnTheMainInput) {
           std::make_shared<CheckThreshold>(),
           std::vector<BroadcastStateDeclaration>{DeclareBroadcastState(kRules)}));
   ASSERT_TRUE(h.Open().ok());
-  h.Element1({"a", "red", 5}, 1);   // before any rule
+  h.Element1({"a", "red", 5}, 1);  // before any rule
   h.Element2({"red", 3}, 2);
   h.Element1({"b", "red", 2}, 3);
   h.Element1({"c", "red", 3}, 4);
-  h.Element2({"red", -1}, 5);       // removes it
+  h.Element2({"red", -1}, 5);  // removes it
   h.Element1({"d", "red", 9}, 6);
   EXPECT_EQ(h.output().Records(),
             (std::vector<std::string>{"a:red:unruled", "rules=1 no-timers", "b:red:2:ok",
@@ -173,7 +178,8 @@ TEST(BroadcastProcessOperatorTest, StateIsSnapshotToOperatorStateAndRestored) {
   ASSERT_TRUE(restored.Open().ok());
   restored.Element1({"x", "blue", 8}, 3);
   restored.Element1({"y", "red", 1}, 4);
-  EXPECT_EQ(restored.output().Records(), (std::vector<std::string>{"x:blue:8:alert", "y:red:1:ok"}));
+  EXPECT_EQ(restored.output().Records(),
+            (std::vector<std::string>{"x:blue:8:alert", "y:red:1:ok"}));
   EXPECT_TRUE(restored.failure().ok());
 }
 
@@ -204,15 +210,15 @@ TEST(KeyedBroadcastProcessOperatorTest, RuleBeforeAndAfterElements) {
   TwoInputHarness<Item, Rule, std::string> h(KeyedOp());
   ASSERT_TRUE(h.Open().ok());
   ASSERT_TRUE(h.op().is_keyed());
-  h.Element2({"red", 10}, 1);          // rule before elements
+  h.Element2({"red", 10}, 1);  // rule before elements
   h.Element1({"k1", "red", 12}, 2);
   EXPECT_EQ(h.output().TakeRecords(), std::vector<std::string>{"k1:red:12:alert"});
-  h.Element1({"k2", "blue", 5}, 3);    // no rule yet: waits in keyed state
+  h.Element1({"k2", "blue", 5}, 3);  // no rule yet: waits in keyed state
   h.Element1({"k1", "blue", 7}, 4);
   h.Element1({"k1", "green", 1}, 5);
   EXPECT_TRUE(h.output().TakeRecords().empty());
   EXPECT_EQ(h.backend()->NumEntries(), 2u);
-  h.Element2({"blue", 6}, 6);          // rule after elements: releases them for every key
+  h.Element2({"blue", 6}, 6);  // rule after elements: releases them for every key
   EXPECT_EQ(Sorted(h.output().TakeRecords()),
             (std::vector<std::string>{"k1:blue:7:alert", "k2:blue:5:ok"}));
   EXPECT_EQ(h.backend()->NumEntries(), 1u) << "k1 still waits for green";
@@ -267,9 +273,9 @@ TEST(BroadcastJobTest, KeyedBroadcastRulesAtParallelism1And4) {
     env.SetParallelism(p);
     auto items = env.FromCollection(MakeItems());
     auto rules = env.FromCollection(kRuleList).Broadcast(kRules);
-    auto out = items.KeyBy([](const Item& i) { return i.key; })
-                   .Connect(rules)
-                   .Process([] { return std::make_shared<ApplyRules>(); });
+    auto out = items.KeyBy([](const Item& i) { return i.key; }).Connect(rules).Process([] {
+      return std::make_shared<ApplyRules>();
+    });
     EXPECT_EQ(out.node().name, "KeyedBroadcastProcess");
     auto got = CollectInto(out);
     auto r = RunJob(env);
@@ -282,8 +288,10 @@ TEST(BroadcastJobTest, KeyedBroadcastRulesAtParallelism1And4) {
 /// arrives. Every subtask gets every rule: Close reports the size of its broadcast state.
 class Enrich final : public BroadcastProcessFunction<Item, Rule, std::string> {
  public:
-  explicit Enrich(std::shared_ptr<std::atomic<int>> rules_seen) : rules_seen_(std::move(rules_seen)) {}
-  void ProcessElement(const Item& item, ReadOnlyContext& ctx, Collector<std::string>& out) override {
+  explicit Enrich(std::shared_ptr<std::atomic<int>> rules_seen)
+      : rules_seen_(std::move(rules_seen)) {}
+  void ProcessElement(const Item& item, ReadOnlyContext& ctx,
+                      Collector<std::string>& out) override {
     state_ = ctx.GetBroadcastState(kRules);
     if (const int64_t* th = state_->Get(item.color)) {
       out.Collect(Verdict(item.key, item, *th));
@@ -291,7 +299,8 @@ class Enrich final : public BroadcastProcessFunction<Item, Rule, std::string> {
       waiting_.push_back(item);
     }
   }
-  void ProcessBroadcastElement(const Rule& rule, Context& ctx, Collector<std::string>& out) override {
+  void ProcessBroadcastElement(const Rule& rule, Context& ctx,
+                               Collector<std::string>& out) override {
     auto* rules = ctx.GetBroadcastState(kRules);
     rules->Put(rule.color, rule.threshold);
     state_ = rules;
@@ -318,8 +327,9 @@ TEST(BroadcastJobTest, NonKeyedBroadcastReachesEverySubtask) {
     env.SetParallelism(p);
     auto seen = std::make_shared<std::atomic<int>>(0);
     auto items = env.FromCollection(MakeItems()).Rebalance().Map([](const Item& i) { return i; });
-    auto out = items.Connect(env.FromCollection(kRuleList).Broadcast(kRules))
-                   .Process([seen] { return std::make_shared<Enrich>(seen); });
+    auto out = items.Connect(env.FromCollection(kRuleList).Broadcast(kRules)).Process([seen] {
+      return std::make_shared<Enrich>(seen);
+    });
     auto got = CollectInto(out);
     auto r = RunJob(env);
     ASSERT_TRUE(r.status.ok()) << r.status.ToString();

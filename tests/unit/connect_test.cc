@@ -59,7 +59,8 @@ class SplitWords final : public CoFlatMapFunction<std::string, int64_t, std::str
 
 /// Matches orders with payments per order id: an order waits 10 s (event time) for its payment
 /// and times out otherwise; payments may come first. State: the pending order / early payment.
-class MatchPayments final : public KeyedCoProcessFunction<std::string, Order, Payment, std::string> {
+class MatchPayments final
+    : public KeyedCoProcessFunction<std::string, Order, Payment, std::string> {
  public:
   Status Open(RuntimeContext& rc) override {
     order_ = rc.GetState(ValueStateDescriptor<Order>{{"order", {}}});
@@ -170,12 +171,12 @@ TEST(CoProcessOperatorTest, KeyedStateAndTimersOnBothInputs) {
   TwoInputHarness<Order, Payment, std::string> h(MatchOperator());
   ASSERT_TRUE(h.Open().ok());
   ASSERT_TRUE(h.op().is_keyed());
-  h.Element1({"a", 1000, 5}, 1000);   // waits until 11000
-  h.Element1({"b", 2000, 7}, 2000);   // waits until 12000
-  h.Element2({"c", 2500}, 2500);      // payment before its order
-  h.Element2({"a", 3000}, 3000);      // pays a: its timer is deleted
+  h.Element1({"a", 1000, 5}, 1000);  // waits until 11000
+  h.Element1({"b", 2000, 7}, 2000);  // waits until 12000
+  h.Element2({"c", 2500}, 2500);     // payment before its order
+  h.Element2({"a", 3000}, 3000);     // pays a: its timer is deleted
   EXPECT_EQ(h.output().TakeRecords(), std::vector<std::string>{"matched:a"});
-  h.Element1({"c", 4000, 1}, 4000);   // finds the early payment
+  h.Element1({"c", 4000, 1}, 4000);  // finds the early payment
   EXPECT_EQ(h.output().TakeRecords(), std::vector<std::string>{"matched:c"});
   h.Watermark1(20000);
   EXPECT_TRUE(h.output().TakeRecords().empty()) << "input 2 holds the watermark back";
@@ -189,15 +190,18 @@ TEST(CoProcessOperatorTest, KeyedStateAndTimersOnBothInputs) {
 TEST(CoProcessOperatorTest, NonKeyedHasNoTimerService) {
   class Probe final : public CoProcessFunction<int64_t, int64_t, std::string> {
    public:
-    void ProcessElement1(const int64_t& v, ProcessContext& ctx, Collector<std::string>& out) override {
+    void ProcessElement1(const int64_t& v, ProcessContext& ctx,
+                         Collector<std::string>& out) override {
       out.Collect(std::to_string(v) + (ctx.timer_service() ? " timers" : " no-timers"));
     }
-    void ProcessElement2(const int64_t& v, ProcessContext& ctx, Collector<std::string>& out) override {
+    void ProcessElement2(const int64_t& v, ProcessContext& ctx,
+                         Collector<std::string>& out) override {
       out.Collect(std::to_string(-v) + "@" + std::to_string(ctx.timestamp().millis()));
     }
   };
   TwoInputHarness<int64_t, int64_t, std::string> h(
-      std::make_unique<CoProcessOperator<int64_t, int64_t, std::string>>(std::make_shared<Probe>()));
+      std::make_unique<CoProcessOperator<int64_t, int64_t, std::string>>(
+          std::make_shared<Probe>()));
   ASSERT_TRUE(h.Open().ok());
   EXPECT_FALSE(h.op().is_keyed());
   h.Element1(1, 10);
@@ -214,9 +218,9 @@ TEST(ConnectJobTest, CoMapWithFunctionAndWithLambdas) {
     auto ints = env.FromCollection<int64_t>({1, 2, 3});
     auto strs = env.FromCollection<std::string>({"a", "b"});
     auto described = CollectInto(ints.Connect(strs).Map(std::make_shared<Describe>()));
-    auto lengths = CollectInto(strs.Connect(ints).Map(
-        [](const std::string& s) { return static_cast<int64_t>(s.size()); },
-        [](const int64_t& v) { return v * 100; }));
+    auto lengths = CollectInto(
+        strs.Connect(ints).Map([](const std::string& s) { return static_cast<int64_t>(s.size()); },
+                               [](const int64_t& v) { return v * 100; }));
     auto r = RunJob(env);
     ASSERT_TRUE(r.status.ok()) << r.status.ToString();
     EXPECT_EQ(described->sorted(),
@@ -276,14 +280,18 @@ TEST(ConnectJobTest, KeyedCoProcessWithTimersAtParallelism1And4) {
     for (bool keyed_connect : {false, true}) {
       StreamExecutionEnvironment env;
       env.SetParallelism(p);
-      auto orders = env.FromCollection(shop.orders).AssignTimestampsAndWatermarks(
-          WatermarkStrategy<Order>::ForMonotonousTimestamps()
-              .WithTimestampAssigner([](const Order& o) { return Timestamp(o.ts); })
-              .WithInterval(Duration()));
-      auto payments = env.FromCollection(shop.payments).AssignTimestampsAndWatermarks(
-          WatermarkStrategy<Payment>::ForBoundedOutOfOrderness(Duration::Seconds(1))
-              .WithTimestampAssigner([](const Payment& x) { return Timestamp(x.ts); })
-              .WithInterval(Duration()));
+      auto orders =
+          env.FromCollection(shop.orders)
+              .AssignTimestampsAndWatermarks(
+                  WatermarkStrategy<Order>::ForMonotonousTimestamps()
+                      .WithTimestampAssigner([](const Order& o) { return Timestamp(o.ts); })
+                      .WithInterval(Duration()));
+      auto payments =
+          env.FromCollection(shop.payments)
+              .AssignTimestampsAndWatermarks(
+                  WatermarkStrategy<Payment>::ForBoundedOutOfOrderness(Duration::Seconds(1))
+                      .WithTimestampAssigner([](const Payment& x) { return Timestamp(x.ts); })
+                      .WithInterval(Duration()));
       auto make = [] { return std::make_shared<MatchPayments>(); };
       DataStream<std::string> out;
       if (keyed_connect) {
@@ -309,10 +317,10 @@ TEST(ConnectJobTest, KeyedCoProcessNodeIsOneTwoInputOperator) {
   env.SetParallelism(2);
   auto a = env.FromCollection<Order>({});
   auto b = env.FromCollection<Payment>({});
-  auto out = a.Connect(b)
-                 .KeyBy([](const Order& o) { return o.id; },
-                        [](const Payment& x) { return x.order_id; })
-                 .Process([] { return std::make_shared<MatchPayments>(); });
+  auto out =
+      a.Connect(b)
+          .KeyBy([](const Order& o) { return o.id; }, [](const Payment& x) { return x.order_id; })
+          .Process([] { return std::make_shared<MatchPayments>(); });
   EXPECT_EQ(out.node().name, "KeyedCoProcess");
   auto in = env.graph().InEdges(out.node().id);
   ASSERT_EQ(in.size(), 2u);

@@ -111,7 +111,7 @@ TEST(IntervalJoinOperatorTest, JoinsInBothArrivalOrders) {
   h.Element1({"a", 100, 1}, 100);
   h.Element2({"a", 103, "x"}, 103);  // finds the buffered left
   h.Element2({"a", 96, "y"}, 96);
-  h.Element1({"a", 101, 2}, 101);    // finds both buffered rights, in timestamp order
+  h.Element1({"a", 101, 2}, 101);  // finds both buffered rights, in timestamp order
   EXPECT_EQ(h.output().Records(), (std::vector<std::string>{"a|100|103@103", "a|100|96@100",
                                                             "a|101|96@101", "a|101|103@103"}));
   const auto& ev = h.output().events;
@@ -125,7 +125,7 @@ TEST(IntervalJoinOperatorTest, WatermarkCleansUpBuffersAndLateElementsAreDropped
   o.right_late_tag = late_right.id();
   TwoInputHarness<Left, Right, std::string> h(IntervalOp(o));
   ASSERT_TRUE(h.Open().ok());
-  h.Element1({"a", 10, 1}, 10);  // joinable with rights in [8, 13]: kept until watermark 13
+  h.Element1({"a", 10, 1}, 10);    // joinable with rights in [8, 13]: kept until watermark 13
   h.Element2({"a", 20, "r"}, 20);  // joinable with lefts in [17, 22]: kept until watermark 22
   h.Element1({"b", 11, 1}, 11);
   EXPECT_EQ(h.backend()->NumEntries(), 3u);
@@ -137,7 +137,7 @@ TEST(IntervalJoinOperatorTest, WatermarkCleansUpBuffersAndLateElementsAreDropped
   EXPECT_EQ(h.backend()->NumEntries(), 2u) << "left b, right a";
   h.Watermark(15);  // left b@11 (up to 14) and right a@13 are gone; right a@20 stays until 22
   EXPECT_EQ(h.backend()->NumEntries(), 1u);
-  h.Watermark(14);  // watermarks never go back
+  h.Watermark(14);                    // watermarks never go back
   h.Element2({"a", 15, "late"}, 15);  // ts <= watermark: late, to the side output
   h.Element1({"a", 15, 1}, 15);       // late too, dropped and counted
   EXPECT_TRUE(h.output().TakeRecords().empty());
@@ -239,7 +239,8 @@ DataStream<T> WithTimestamps(DataStream<T> s) {
 /// Appends "@<timestamp>" to each element.
 class StampTimestamp final : public ProcessFunction<std::string, std::string> {
  public:
-  void ProcessElement(const std::string& v, ProcessContext& ctx, Collector<std::string>& out) override {
+  void ProcessElement(const std::string& v, ProcessContext& ctx,
+                      Collector<std::string>& out) override {
     out.Collect(v + "@" + std::to_string(ctx.timestamp().millis()));
   }
 };
@@ -308,7 +309,8 @@ TEST(WindowJoinJobTest, TumblingSlidingAndSessionAtParallelism1And4) {
       {"sliding", SlidingEventTimeWindows<Tagged>(Duration::Seconds(6), Duration::Seconds(3)),
        [](int64_t t) {
          std::vector<std::pair<int64_t, int64_t>> w;
-         for (int64_t s = WindowStart(t, 0, 3000); s > t - 6000; s -= 3000) w.push_back({s, s + 6000});
+         for (int64_t s = WindowStart(t, 0, 3000); s > t - 6000; s -= 3000)
+           w.push_back({s, s + 6000});
          return w;
        }},
   };
@@ -333,14 +335,15 @@ TEST(WindowJoinJobTest, TumblingSlidingAndSessionAtParallelism1And4) {
     const int64_t gap = 1550;
     StreamExecutionEnvironment env;
     env.SetParallelism(p);
-    auto joined = WithTimestamps(env.FromCollection(Lefts()))
-                      .Join(WithTimestamps(env.FromCollection(Rights())))
-                      .Where([](const Left& l) { return l.key; })
-                      .EqualTo([](const Right& r) { return r.key; })
-                      .Window(EventTimeSessionWindows<Tagged>(Duration::Millis(gap)))
-                      .Apply<std::string>([](const Left& l, const Right& r, Collector<std::string>& out) {
-                        out.Collect(Pair(l, r));
-                      });
+    auto joined =
+        WithTimestamps(env.FromCollection(Lefts()))
+            .Join(WithTimestamps(env.FromCollection(Rights())))
+            .Where([](const Left& l) { return l.key; })
+            .EqualTo([](const Right& r) { return r.key; })
+            .Window(EventTimeSessionWindows<Tagged>(Duration::Millis(gap)))
+            .Apply<std::string>([](const Left& l, const Right& r, Collector<std::string>& out) {
+              out.Collect(Pair(l, r));
+            });
     auto got = CollectInto(Stamped(joined));
     auto r = RunJob(env);
     ASSERT_TRUE(r.status.ok()) << r.status.ToString();
@@ -429,10 +432,12 @@ TEST(IntervalJoinJobTest, BoundsAtParallelism1And4) {
     for (const auto& c : cases) {
       StreamExecutionEnvironment env;
       env.SetParallelism(p);
-      auto left = WithTimestamps(env.FromCollection(Lefts())).KeyBy([](const Left& l) { return l.key; });
+      auto left =
+          WithTimestamps(env.FromCollection(Lefts())).KeyBy([](const Left& l) { return l.key; });
       auto right =
           WithTimestamps(env.FromCollection(Rights())).KeyBy([](const Right& r) { return r.key; });
-      auto joined = left.IntervalJoin(right).Between(Duration::Millis(c.lower), Duration::Millis(c.upper));
+      auto joined =
+          left.IntervalJoin(right).Between(Duration::Millis(c.lower), Duration::Millis(c.upper));
       if (!c.lower_incl) joined.LowerBoundExclusive();
       if (!c.upper_incl) joined.UpperBoundExclusive();
       auto got = CollectInto(joined.Process([] { return std::make_shared<DescribeJoin>(); }));
@@ -440,9 +445,8 @@ TEST(IntervalJoinJobTest, BoundsAtParallelism1And4) {
       ASSERT_TRUE(r.status.ok()) << r.status.ToString();
       auto expected = ReferenceIntervalJoin(c.lower, c.upper, c.lower_incl, c.upper_incl);
       EXPECT_FALSE(expected.empty());
-      EXPECT_EQ(got->sorted(), expected)
-          << "[" << c.lower << ", " << c.upper << "] incl " << c.lower_incl << c.upper_incl
-          << " at parallelism " << p;
+      EXPECT_EQ(got->sorted(), expected) << "[" << c.lower << ", " << c.upper << "] incl "
+                                         << c.lower_incl << c.upper_incl << " at parallelism " << p;
     }
   }
 }
@@ -451,9 +455,10 @@ TEST(IntervalJoinJobTest, MissingTimestampsFailTheJob) {
   StreamExecutionEnvironment env;
   auto left = env.FromCollection(Lefts()).KeyBy([](const Left& l) { return l.key; });
   auto right = env.FromCollection(Rights()).KeyBy([](const Right& r) { return r.key; });
-  CollectInto(left.IntervalJoin(right)
-                  .Between(Duration::Seconds(-1), Duration::Seconds(1))
-                  .Process([] { return std::make_shared<DescribeJoin>(); }));
+  CollectInto(
+      left.IntervalJoin(right).Between(Duration::Seconds(-1), Duration::Seconds(1)).Process([] {
+        return std::make_shared<DescribeJoin>();
+      }));
   auto r = RunJob(env);
   EXPECT_EQ(r.status.code(), StatusCode::kInvalidArgument) << r.status.ToString();
   EXPECT_NE(r.status.message().find("event timestamps"), std::string::npos) << r.status.ToString();
@@ -532,16 +537,18 @@ TEST(JoinSpecTest, WindowJoinRenamesClashingFields) {
       "    join:\n"
       "      with: payments\n"
       "      type: window\n"
-      "      on: {left: [order_id], right: [order_id]}\n"
+      "      where: [order_id]\n"
+      "      equalTo: [order_id]\n"
       "      window: {tumbling: 10s}\n";
   for (int p : {1, 4}) {
     auto lines = RunSpec(d, SpecWith(step), p);
     ASSERT_TRUE(lines.ok()) << lines.status().ToString();
-    EXPECT_EQ(*lines,
-              (std::vector<std::string>{
-                  R"({"order_id":"o1","customer":"alice","amount":10,"ts":1000,"payments_order_id":"o1","payments_amount":10.0,"method":"card","payments_ts":3000})",
-                  R"({"order_id":"o3","customer":"carol","amount":30,"ts":12000,"payments_order_id":"o3","payments_amount":30.0,"method":"card","payments_ts":12500})",
-                  R"({"order_id":"o4","customer":"dave","amount":40,"ts":13000,"payments_order_id":"o4","payments_amount":40.0,"method":"card","payments_ts":13000})"}))
+    EXPECT_EQ(
+        *lines,
+        (std::vector<std::string>{
+            R"({"order_id":"o1","customer":"alice","amount":10,"ts":1000,"payments_order_id":"o1","payments_amount":10.0,"method":"card","payments_ts":3000})",
+            R"({"order_id":"o3","customer":"carol","amount":30,"ts":12000,"payments_order_id":"o3","payments_amount":30.0,"method":"card","payments_ts":12500})",
+            R"({"order_id":"o4","customer":"dave","amount":40,"ts":13000,"payments_order_id":"o4","payments_amount":40.0,"method":"card","payments_ts":13000})"}))
         << "parallelism " << p;
   }
 }
@@ -554,22 +561,23 @@ TEST(JoinSpecTest, IntervalJoinWithExclusiveBound) {
       "    join:\n"
       "      with: payments\n"
       "      type: interval\n"
-      "      on: [order_id]\n"
+      "      where: [order_id]\n"
       "      between: {lower: 0s, upper: 9s, upperInclusive: false}\n";
   for (int p : {1, 4}) {
     auto lines = RunSpec(d, SpecWith(step), p);
     ASSERT_TRUE(lines.ok()) << lines.status().ToString();
     ASSERT_EQ(lines->size(), 3u) << "o2 pays exactly 9 s later: excluded";
     for (const char* id : {"\"o1\"", "\"o3\"", "\"o4\""}) {
-      EXPECT_TRUE(std::any_of(lines->begin(), lines->end(),
-                              [&](const std::string& l) { return l.find(id) != std::string::npos; }))
-          << id;
+      EXPECT_TRUE(std::any_of(lines->begin(), lines->end(), [&](const std::string& l) {
+        return l.find(id) != std::string::npos;
+      })) << id;
     }
   }
   const std::string inclusive =
       "  - name: joined\n"
       "    from: orders\n"
-      "    join: {with: payments, type: interval, on: [order_id], between: {lower: -1s, upper: 9s}}\n";
+      "    join: {with: payments, type: interval, where: [order_id], between: {lower: -1s, upper: "
+      "9s}}\n";
   auto lines = RunSpec(d, SpecWith(inclusive), 2);
   ASSERT_TRUE(lines.ok()) << lines.status().ToString();
   EXPECT_EQ(lines->size(), 4u) << "o1, o2, o3, o4 (o9 has no order)";
@@ -581,33 +589,52 @@ TEST(JoinSpecTest, ErrorsNameTheFieldAndPosition) {
     std::string step, time, expect;
   };
   std::vector<Case> cases = {
-      {"  - name: joined\n    from: orders\n    join: {with: payments, on: [order_id], window: {tumbling: 10s}}\n",
+      {"  - name: joined\n    from: orders\n    join: {with: payments, where: [order_id], window: "
+       "{tumbling: 10s}}\n",
        "event", ""},  // type inferred from window: ok
-      {"  - name: joined\n    from: orders\n    join: {with: paymentz, type: window, on: [order_id], window: {tumbling: 1s}}\n",
+      {"  - name: joined\n    from: orders\n    join: {with: paymentz, type: window, where: "
+       "[order_id], window: {tumbling: 1s}}\n",
        "event", "job.yaml:15:18: steps[0] (joined).join.with: unknown stream 'paymentz'"},
-      {"  - name: joined\n    from: orders\n    join: {with: payments, type: window, on: {left: [order_id, customer], right: [order_id]}, window: {tumbling: 1s}}\n",
-       "event", "steps[0] (joined).join.on: left names 2 key fields and right 1"},
-      {"  - name: joined\n    from: orders\n    join: {with: payments, type: window, on: {left: [amount], right: [method]}, window: {tumbling: 1s}}\n",
-       "event", "steps[0] (joined).join.on.right[0]: key field 'method' (string) cannot be compared with left key 'amount' (int64)"},
-      {"  - name: joined\n    from: orders\n    join: {with: payments, type: window, on: {left: [nope], right: [order_id]}, window: {tumbling: 1s}}\n",
-       "event", "steps[0] (joined).join.on.left: unknown field 'nope'"},
-      {"  - name: joined\n    from: orders\n    join: {with: payments, type: interval, on: [order_id], between: {lower: -1s, upper: 1s}}\n",
+      {"  - name: joined\n    from: orders\n    join: {with: payments, type: window, where: "
+       "[order_id, customer], equalTo: [order_id], window: {tumbling: 1s}}\n",
+       "event", "steps[0] (joined).join.equalTo: where names 2 key fields and equalTo 1"},
+      {"  - name: joined\n    from: orders\n    join: {with: payments, type: window, where: "
+       "[amount], equalTo: [method], window: {tumbling: 1s}}\n",
+       "event",
+       "steps[0] (joined).join.equalTo[0]: key field 'method' (string) cannot be compared with "
+       "left key 'amount' (int64)"},
+      {"  - name: joined\n    from: orders\n    join: {with: payments, type: window, where: "
+       "[nope], equalTo: [order_id], window: {tumbling: 1s}}\n",
+       "event", "steps[0] (joined).join.where: unknown field 'nope'"},
+      {"  - name: joined\n    from: orders\n    join: {with: payments, type: interval, where: "
+       "[order_id], between: {lower: -1s, upper: 1s}}\n",
        "processing", "steps[0] (joined).join.type: an interval join needs event time"},
-      {"  - name: joined\n    from: orders\n    join: {with: payments, type: interval, on: [order_id], between: {lower: 2s, upper: 1s}}\n",
+      {"  - name: joined\n    from: orders\n    join: {with: payments, type: interval, where: "
+       "[order_id], between: {lower: 2s, upper: 1s}}\n",
        "event", "steps[0] (joined).join.between: lower (2s) must not be after upper (1s)"},
-      {"  - name: joined\n    from: orders\n    join: {with: payments, type: window, on: [order_id], window: {count: 3}}\n",
-       "event", "steps[0] (joined).join.window: a window join needs a tumbling, sliding or session window"},
-      {"  - name: joined\n    from: orders\n    join: {with: payments, type: window, on: [order_id]}\n",
+      {"  - name: joined\n    from: orders\n    join: {with: payments, type: window, where: "
+       "[order_id], window: {count: 3}}\n",
+       "event",
+       "steps[0] (joined).join.window: a window join needs a tumbling, sliding or session window"},
+      {"  - name: joined\n    from: orders\n    join: {with: payments, type: window, where: "
+       "[order_id]}\n",
        "event", "steps[0] (joined).join: type window needs window"},
-      {"  - name: joined\n    from: orders\n    join: {with: payments, type: window, on: [order_id], window: {tumbling: 1s}, between: {lower: 0s, upper: 1s}}\n",
+      {"  - name: joined\n    from: orders\n    join: {with: payments, type: window, where: "
+       "[order_id], window: {tumbling: 1s}, between: {lower: 0s, upper: 1s}}\n",
        "event", "steps[0] (joined).join.between: only applies to type interval"},
-      {"  - name: joined\n    from: orders\n    join: {with: payments, type: outer, on: [order_id]}\n",
+      {"  - name: joined\n    from: orders\n    join: {with: payments, type: outer, where: "
+       "[order_id]}\n",
        "event", "steps[0] (joined).join.type: must be window or interval"},
-      {"  - name: joined\n    from: orders\n    keyBy: [order_id]\n    join: {with: payments, type: window, on: [order_id], window: {tumbling: 1s}}\n",
+      {"  - name: joined\n    from: orders\n    keyBy: [order_id]\n    join: {with: payments, "
+       "type: window, where: [order_id], window: {tumbling: 1s}}\n",
        "event", "steps[0] (joined).keyBy: keyBy needs aggregate, rolling or process"},
-      {"  - name: plain\n    from: orders\n    map: {order_id: order_id, payments_amount: amount, amount: amount}\n"
-       "  - name: joined\n    from: plain\n    join: {with: payments, type: window, on: [order_id], window: {tumbling: 1s}}\n",
-       "event", "steps[1] (joined).join.with: right field 'amount' would be renamed to 'payments_amount', which the left side already has"},
+      {"  - name: plain\n    from: orders\n    map: {order_id: order_id, payments_amount: amount, "
+       "amount: amount}\n"
+       "  - name: joined\n    from: plain\n    join: {with: payments, type: window, where: "
+       "[order_id], window: {tumbling: 1s}}\n",
+       "event",
+       "steps[1] (joined).join.with: right field 'amount' would be renamed to 'payments_amount', "
+       "which the left side already has"},
   };
   for (const auto& c : cases) {
     JobSpecOptions opts;
@@ -628,7 +655,7 @@ TEST(JoinSpecTest, EventTimeJoinNeedsTimestampsOnBothSides) {
   SpecDir d;
   std::string text = SpecWith(
       "  - name: joined\n    from: orders\n"
-      "    join: {with: payments, type: window, on: [order_id], window: {tumbling: 10s}}\n");
+      "    join: {with: payments, type: window, where: [order_id], window: {tumbling: 10s}}\n");
   // Drop the payments' timestamp.
   auto pos = text.find("    timestamp: ts\n", text.find("name: payments"));
   text.erase(pos, std::string("    timestamp: ts\n").size());
@@ -646,7 +673,7 @@ TEST(JoinSpecTest, ProcessingTimeWindowJoinRuns) {
   SpecDir d;
   const std::string step =
       "  - name: joined\n    from: orders\n"
-      "    join: {with: payments, type: window, on: [order_id], window: {tumbling: 1h}}\n";
+      "    join: {with: payments, type: window, where: [order_id], window: {tumbling: 1h}}\n";
   auto lines = RunSpec(d, SpecWith(step, "processing"), 2);
   ASSERT_TRUE(lines.ok()) << lines.status().ToString();
   // Processing-time windows fire on the clock, which a short bounded job may not reach: only

@@ -3,6 +3,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <string>
 #include <vector>
@@ -81,6 +82,76 @@ void Add(Harness& h, const std::string& key, int64_t ts, int64_t v) {
 template <class TR, class... A>
 std::function<std::unique_ptr<Trigger<Reading>>()> T(A... args) {
   return [=] { return std::unique_ptr<Trigger<Reading>>(std::make_unique<TR>(args...)); };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Window assigners
+// ---------------------------------------------------------------------------------------------
+
+std::vector<Window> Assign(const WindowAssigner<Reading>& a, int64_t ts, int64_t now = 0) {
+  std::vector<Window> w;
+  a.AssignWindows({}, Timestamp(ts), Timestamp(now), w);
+  std::sort(w.begin(), w.end());
+  return w;
+}
+
+TEST(WindowAssignerUnitTest, TumblingUsesEventOrProcessingTime) {
+  TumblingWindows<Reading> ev(Duration::Seconds(5), Duration(), true);
+  TumblingWindows<Reading> pt(Duration::Seconds(5), Duration(), false);
+  EXPECT_EQ(Assign(ev, 7000, 123), (std::vector<Window>{{5000, 10000}}));
+  EXPECT_EQ(Assign(pt, 7000, 123), (std::vector<Window>{{0, 5000}})) << "processing time: now";
+  EXPECT_EQ(Assign(ev, -1), (std::vector<Window>{{-5000, 0}}));
+  EXPECT_TRUE(ev.is_event_time());
+  EXPECT_FALSE(pt.is_event_time());
+  EXPECT_FALSE(ev.is_merging());
+  EXPECT_EQ(ev.name(), "TumblingEventTimeWindows(5s)");
+  EXPECT_EQ(pt.name(), "TumblingProcessingTimeWindows(5s)");
+  EXPECT_EQ(ev.DefaultTrigger()->name(), "EventTimeTrigger");
+  EXPECT_EQ(pt.DefaultTrigger()->name(), "ProcessingTimeTrigger");
+}
+
+TEST(WindowAssignerUnitTest, SlidingAssignsSizeOverSlideWindowsWithOffset) {
+  SlidingWindows<Reading> s(Duration::Seconds(10), Duration::Seconds(5), Duration(), true);
+  EXPECT_EQ(Assign(s, 7000), (std::vector<Window>{{0, 10000}, {5000, 15000}}));
+  EXPECT_EQ(Assign(s, 5000), (std::vector<Window>{{0, 10000}, {5000, 15000}}));
+  EXPECT_EQ(Assign(s, 4999), (std::vector<Window>{{-5000, 5000}, {0, 10000}}));
+  SlidingWindows<Reading> off(Duration::Seconds(10), Duration::Seconds(5), Duration::Seconds(1),
+                              true);
+  EXPECT_EQ(Assign(off, 7000), (std::vector<Window>{{1000, 11000}, {6000, 16000}}));
+  SlidingWindows<Reading> thirds(Duration::Millis(300), Duration::Millis(100), Duration(), true);
+  EXPECT_EQ(Assign(thirds, 250).size(), 3u);
+  for (const auto& w : Assign(thirds, 250)) {
+    EXPECT_LE(w.start, 250);
+    EXPECT_GT(w.end, 250);
+  }
+  EXPECT_EQ(s.name(), "SlidingEventTimeWindows(10s, 5s)");
+}
+
+TEST(WindowAssignerUnitTest, SessionWindowsMergeOverlappingAndTouchingWindows) {
+  SessionWindows<Reading> s(Duration::Millis(10), true);
+  EXPECT_TRUE(s.is_merging());
+  EXPECT_EQ(Assign(s, 42), (std::vector<Window>{{42, 52}}));
+  std::vector<std::pair<Window, std::vector<Window>>> merges;
+  s.MergeWindows({{50, 60}, {5, 15}, {20, 30}, {0, 10}, {30, 40}}, merges);
+  ASSERT_EQ(merges.size(), 2u) << "[50, 60) overlaps nothing and is not reported";
+  EXPECT_EQ(merges[0].first, (Window{0, 15}));
+  EXPECT_EQ(merges[0].second, (std::vector<Window>{{0, 10}, {5, 15}}));
+  EXPECT_EQ(merges[1].first, (Window{20, 40}));
+  EXPECT_EQ(merges[1].second, (std::vector<Window>{{20, 30}, {30, 40}}));
+  EXPECT_EQ(SessionWindows<Reading>(Duration::Minutes(1), false).name(),
+            "ProcessingTimeSessionWindows(1m)");
+}
+
+TEST(WindowAssignerUnitTest, GlobalWindowAndWindowHelpers) {
+  GlobalWindows<Reading> g;
+  EXPECT_EQ(Assign(g, 5), std::vector<Window>{Window::Global()});
+  EXPECT_EQ(g.DefaultTrigger()->name(), "NeverTrigger");
+  EXPECT_EQ(Window::Global().max_timestamp(), Timestamp::Max());
+  EXPECT_EQ((Window{0, 10}).max_timestamp(), Timestamp(9));
+  EXPECT_TRUE((Window{0, 10}).Intersects({10, 20})) << "touching windows intersect (Flink)";
+  EXPECT_FALSE((Window{0, 10}).Intersects({11, 20}));
+  EXPECT_EQ((Window{0, 10}).Cover({5, 20}), (Window{0, 20}));
+  EXPECT_EQ(Window::FromNamespace((Window{3, 4}).ns()), (Window{3, 4}));
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -207,22 +207,20 @@ TEST(WatermarkCombinerTest, IdleInputsAreIgnored) {
   EXPECT_FALSE(c.Update(0, Watermark(300)));
   EXPECT_TRUE(c.Update(1, Watermark(250)));
   EXPECT_EQ(c.current(), Watermark(250));
-  // All idle: no advance, and all_idle says so.
-  EXPECT_FALSE(c.SetIdle(0, true));
-  EXPECT_FALSE(c.SetIdle(1, true));
-  EXPECT_TRUE(c.all_idle());
-  EXPECT_EQ(c.current(), Watermark(250));
+  EXPECT_FALSE(c.all_idle());
 }
 
-// Flink's StatusWatermarkValve: when the last active input becomes idle, the maximum watermark
-// over all inputs is emitted (no input can hold it back any more). Eddy's combiner keeps the old
-// minimum, so a job whose sources all go idle holds its windows until the end of input.
-// Disabled until WatermarkCombiner (operators/operator.h) implements the flush.
-TEST(WatermarkCombinerTest, DISABLED_AllInputsIdleFlushesTheMaximumWatermark) {
+// Flink's StatusWatermarkValve: when the last active input becomes idle, the highest watermark
+// over all inputs is emitted (no input can hold it back any more).
+TEST(WatermarkCombinerTest, AllInputsIdleFlushesTheMaximumWatermark) {
   WatermarkCombiner c(2);
   EXPECT_FALSE(c.Update(0, Watermark(100)));
   EXPECT_FALSE(c.SetIdle(0, true));  // input 1 (at Min) is still active
+  EXPECT_FALSE(c.all_idle());
   EXPECT_TRUE(c.SetIdle(1, true));
+  EXPECT_TRUE(c.all_idle());
+  EXPECT_EQ(c.current(), Watermark(100));
+  EXPECT_FALSE(c.SetIdle(0, false)) << "becoming active again never moves the watermark back";
   EXPECT_EQ(c.current(), Watermark(100));
 }
 

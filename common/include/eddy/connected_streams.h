@@ -31,6 +31,18 @@ O BroadcastOut(const BroadcastProcessFunction<A, B, O>*);
 template <class K, class A, class B, class O>
 O KeyedBroadcastOut(const KeyedBroadcastProcessFunction<K, A, B, O>*);
 
+// Constraints of the overloads. clang-format 14 cannot lay out concepts.
+// clang-format off
+template <class P, class A, class B>
+concept CoMapFunctionPtr = requires(const P& p) { CoMapOut<A, B>(&*p); };
+template <class P, class A, class B>
+concept CoFlatMapFunctionPtr = requires(const P& p) { CoFlatMapOut<A, B>(&*p); };
+template <class F, class A>
+concept CallableWith = std::invocable<F&, const A&>;
+template <class F, class A, class O>
+concept CollectingCallable = std::invocable<F&, const A&, Collector<O>&>;
+// clang-format on
+
 /// The pointee type of what a function factory returns (e.g. shared_ptr<MyFunction>).
 template <class MakeF>
 using MadeType = std::remove_cvref_t<decltype(*std::declval<MakeF&>()())>;
@@ -95,8 +107,7 @@ class ConnectedStreams {
 
   /// coMap with a CoMapFunction (pointer-like, e.g. shared_ptr<MyCoMap>). The instance is shared
   /// by all subtasks: keep it stateless or thread-safe (use Process for per-subtask state).
-  template <class P>
-    requires requires(const P& p) { connect_internal::CoMapOut<T1, T2>(&*p); }
+  template <connect_internal::CoMapFunctionPtr<T1, T2> P>
   auto Map(P f, std::string name = "CoMap") const {
     using OUT = decltype(connect_internal::CoMapOut<T1, T2>(&*f));
     std::shared_ptr<CoMapFunction<T1, T2, OUT>> fn = std::move(f);
@@ -104,8 +115,7 @@ class ConnectedStreams {
                       [fn] { return std::make_unique<CoMapOperator<T1, T2, OUT>>(fn); });
   }
   /// coMap with two callables OUT(const T1&) and OUT(const T2&), copied per subtask.
-  template <class F1, class F2>
-    requires std::invocable<F1&, const T1&> && std::invocable<F2&, const T2&>
+  template <connect_internal::CallableWith<T1> F1, connect_internal::CallableWith<T2> F2>
   auto Map(F1 f1, F2 f2, std::string name = "CoMap") const {
     using OUT = std::decay_t<std::invoke_result_t<F1&, const T1&>>;
     static_assert(std::is_convertible_v<std::invoke_result_t<F2&, const T2&>, OUT>,
@@ -116,8 +126,7 @@ class ConnectedStreams {
     });
   }
   /// coFlatMap with a CoFlatMapFunction (pointer-like; shared by all subtasks, as Map).
-  template <class P>
-    requires requires(const P& p) { connect_internal::CoFlatMapOut<T1, T2>(&*p); }
+  template <connect_internal::CoFlatMapFunctionPtr<T1, T2> P>
   auto FlatMap(P f, std::string name = "CoFlatMap") const {
     using OUT = decltype(connect_internal::CoFlatMapOut<T1, T2>(&*f));
     std::shared_ptr<CoFlatMapFunction<T1, T2, OUT>> fn = std::move(f);
@@ -125,9 +134,8 @@ class ConnectedStreams {
                       [fn] { return std::make_unique<CoFlatMapOperator<T1, T2, OUT>>(fn); });
   }
   /// coFlatMap with two callables void(const T1&, Collector<OUT>&), void(const T2&, ...).
-  template <class OUT, class F1, class F2>
-    requires std::invocable<F1&, const T1&, Collector<OUT>&> &&
-             std::invocable<F2&, const T2&, Collector<OUT>&>
+  template <class OUT, connect_internal::CollectingCallable<T1, OUT> F1,
+            connect_internal::CollectingCallable<T2, OUT> F2>
   DataStream<OUT> FlatMap(F1 f1, F2 f2, std::string name = "CoFlatMap") const {
     using Fn = connect_internal::LambdaCoFlatMap<T1, T2, OUT, F1, F2>;
     return Build<OUT>(std::move(name), [f1, f2] {
@@ -139,10 +147,9 @@ class ConnectedStreams {
   template <class OUT = void, class MakeF>
   auto Process(MakeF make, std::string name = "", TypeInfoPtr out_type = nullptr) const {
     using Fn = connect_internal::MadeType<MakeF>;
-    using O = std::conditional_t<std::is_void_v<OUT>,
-                                 decltype(connect_internal::CoProcessOut<T1, T2>(
-                                     static_cast<const Fn*>(nullptr))),
-                                 OUT>;
+    using O = std::conditional_t<
+        std::is_void_v<OUT>,
+        decltype(connect_internal::CoProcessOut<T1, T2>(static_cast<const Fn*>(nullptr))), OUT>;
     static_assert(std::is_base_of_v<CoProcessFunction<T1, T2, O>, Fn>,
                   "Process needs a CoProcessFunction<T1, T2, OUT>");
     if (name.empty()) name = is_keyed() ? "KeyedCoProcess" : "CoProcess";
@@ -167,8 +174,9 @@ class ConnectedStreams {
   }
   /// Keys both inputs with built selectors whose key bytes are comparable (K names the type).
   template <class K>
-  KeyedConnectedStreams<T1, T2, K> KeyBySelectors(std::shared_ptr<const KeySelector<T1>> key1,
-                                                  std::shared_ptr<const KeySelector<T2>> key2) const {
+  KeyedConnectedStreams<T1, T2, K> KeyBySelectors(
+      std::shared_ptr<const KeySelector<T1>> key1,
+      std::shared_ptr<const KeySelector<T2>> key2) const {
     return KeyedConnectedStreams<T1, T2, K>(KeyedStream<T1, K>(first_, std::move(key1)),
                                             KeyedStream<T2, K>(second_, std::move(key2)));
   }
@@ -242,17 +250,16 @@ class BroadcastConnectedStream {
   auto Process(MakeF make, std::string name = "BroadcastProcess",
                TypeInfoPtr out_type = nullptr) const {
     using Fn = connect_internal::MadeType<MakeF>;
-    using O = std::conditional_t<std::is_void_v<OUT>,
-                                 decltype(connect_internal::BroadcastOut<IN1, IN2>(
-                                     static_cast<const Fn*>(nullptr))),
-                                 OUT>;
+    using O = std::conditional_t<
+        std::is_void_v<OUT>,
+        decltype(connect_internal::BroadcastOut<IN1, IN2>(static_cast<const Fn*>(nullptr))), OUT>;
     using F = BroadcastProcessFunction<IN1, IN2, O>;
     auto decls = broadcast_.states();
     return TransformTwoInput<O>(
         main_, broadcast_.input(), std::move(name),
         [make, decls]() -> std::unique_ptr<StreamOperatorBase> {
-          return std::make_unique<BroadcastProcessOperator<IN1, IN2, O>>(
-              std::shared_ptr<F>(make()), decls);
+          return std::make_unique<BroadcastProcessOperator<IN1, IN2, O>>(std::shared_ptr<F>(make()),
+                                                                         decls);
         },
         std::move(out_type));
   }

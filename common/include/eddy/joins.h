@@ -29,6 +29,8 @@
 
 namespace eddy {
 
+enum class WindowJoinKind : uint8_t { kJoin, kCoGroup };
+
 namespace join_internal {
 
 template <class A, class B, class O>
@@ -40,9 +42,32 @@ O CoGroupOut(const CoGroupFunction<A, B, O>*);
 template <class A, class B, class O>
 O ProcessJoinOut(const ProcessJoinFunction<A, B, O>*);
 
-}  // namespace join_internal
+// Constraints of the Apply overloads; M selects join or coGroup. clang-format 14 cannot lay out
+// concepts.
+// clang-format off
+template <class F, class L, class R, WindowJoinKind M>
+concept JoinCallable =
+    M == WindowJoinKind::kJoin && std::invocable<F&, const L&, const R&>;
+template <class F, class L, class R, class O, WindowJoinKind M>
+concept FlatJoinCallable =
+    M == WindowJoinKind::kJoin && std::invocable<F&, const L&, const R&, Collector<O>&>;
+template <class P, class L, class R, WindowJoinKind M>
+concept JoinFunctionPtr =
+    M == WindowJoinKind::kJoin && requires(const P& p) { JoinOut<L, R>(&*p); };
+template <class P, class L, class R, WindowJoinKind M>
+concept FlatJoinFunctionPtr =
+    M == WindowJoinKind::kJoin && requires(const P& p) { FlatJoinOut<L, R>(&*p); };
+template <class F, class L, class R, class O, WindowJoinKind M>
+concept CoGroupCallable =
+    M == WindowJoinKind::kCoGroup &&
+    std::invocable<F&, const std::vector<L>&, const std::vector<R>&, Collector<O>&>;
+template <class MakeF, class L, class R, WindowJoinKind M>
+concept CoGroupFactory =
+    M == WindowJoinKind::kCoGroup && std::invocable<MakeF&> &&
+    requires(MakeF& m) { CoGroupOut<L, R>(&*m()); };
+// clang-format on
 
-enum class WindowJoinKind : uint8_t { kJoin, kCoGroup };
+}  // namespace join_internal
 
 /// The last stage of a window join or coGroup: optional trigger, evictor and allowed lateness,
 /// then Apply.
@@ -75,33 +100,27 @@ class WindowJoinWithWindow {
 
   // ---- join ----
   /// Join with a callable OUT(const L&, const R&), copied per subtask.
-  template <class F>
-    requires(M == WindowJoinKind::kJoin && std::invocable<F&, const L&, const R&>)
+  template <join_internal::JoinCallable<L, R, M> F>
   auto Apply(F f, std::string name = "", TypeInfoPtr out_type = nullptr) const {
     using OUT = std::decay_t<std::invoke_result_t<F&, const L&, const R&>>;
     return Build<OUT>([f] { return std::make_shared<JoinCoGroupFunction<L, R, OUT, F>>(f); },
                       std::move(name), std::move(out_type));
   }
   /// Flat join with a callable void(const L&, const R&, Collector<OUT>&), copied per subtask.
-  template <class OUT, class F>
-    requires(M == WindowJoinKind::kJoin && std::invocable<F&, const L&, const R&, Collector<OUT>&>)
+  template <class OUT, join_internal::FlatJoinCallable<L, R, OUT, M> F>
   DataStream<OUT> Apply(F f, std::string name = "", TypeInfoPtr out_type = nullptr) const {
     return Build<OUT>([f] { return std::make_shared<JoinCoGroupFunction<L, R, OUT, F>>(f); },
                       std::move(name), std::move(out_type));
   }
   /// Join with a JoinFunction (pointer-like, e.g. shared_ptr<MyJoin>; shared by all subtasks).
-  template <class P>
-    requires(M == WindowJoinKind::kJoin &&
-             requires(const P& p) { join_internal::JoinOut<L, R>(&*p); })
+  template <join_internal::JoinFunctionPtr<L, R, M> P>
   auto Apply(P f, std::string name = "", TypeInfoPtr out_type = nullptr) const {
     using OUT = decltype(join_internal::JoinOut<L, R>(&*f));
     return Build<OUT>([f] { return std::make_shared<JoinCoGroupFunction<L, R, OUT, P>>(f); },
                       std::move(name), std::move(out_type));
   }
   /// Join with a FlatJoinFunction (pointer-like; shared by all subtasks).
-  template <class P>
-    requires(M == WindowJoinKind::kJoin &&
-             requires(const P& p) { join_internal::FlatJoinOut<L, R>(&*p); })
+  template <join_internal::FlatJoinFunctionPtr<L, R, M> P>
   auto Apply(P f, std::string name = "", TypeInfoPtr out_type = nullptr) const {
     using OUT = decltype(join_internal::FlatJoinOut<L, R>(&*f));
     return Build<OUT>([f] { return std::make_shared<JoinCoGroupFunction<L, R, OUT, P>>(f); },
@@ -110,9 +129,7 @@ class WindowJoinWithWindow {
 
   // ---- coGroup ----
   /// CoGroup with a callable void(const vector<L>&, const vector<R>&, Collector<OUT>&).
-  template <class OUT, class F>
-    requires(M == WindowJoinKind::kCoGroup &&
-             std::invocable<F&, const std::vector<L>&, const std::vector<R>&, Collector<OUT>&>)
+  template <class OUT, join_internal::CoGroupCallable<L, R, OUT, M> F>
   DataStream<OUT> Apply(F f, std::string name = "", TypeInfoPtr out_type = nullptr) const {
     struct Lambda final : CoGroupFunction<L, R, OUT> {
       explicit Lambda(F fn) : fn(std::move(fn)) {}
@@ -125,9 +142,7 @@ class WindowJoinWithWindow {
                       std::move(out_type));
   }
   /// CoGroup with a factory of CoGroupFunction instances (one per subtask).
-  template <class MakeF>
-    requires(M == WindowJoinKind::kCoGroup && std::invocable<MakeF&> &&
-             requires(MakeF& m) { join_internal::CoGroupOut<L, R>(&*m()); })
+  template <join_internal::CoGroupFactory<L, R, M> MakeF>
   auto Apply(MakeF make, std::string name = "", TypeInfoPtr out_type = nullptr) const {
     using OUT = decltype(join_internal::CoGroupOut<L, R>(&*make()));
     return Build<OUT>([make] { return std::shared_ptr<CoGroupFunction<L, R, OUT>>(make()); },
@@ -203,8 +218,7 @@ class WindowJoinWhere {
   WindowJoinWhere(DataStream<L> left, DataStream<R> right,
                   std::shared_ptr<const KeySelector<L>> left_key)
       : left_(std::move(left)), right_(std::move(right)), left_key_(std::move(left_key)) {}
-  template <class F>
-    requires std::invocable<F&, const R&>
+  template <connect_internal::CallableWith<R> F>
   WindowJoinEqualTo<L, R, K, M> EqualTo(F key) const {
     static_assert(std::is_same_v<std::decay_t<std::invoke_result_t<F&, const R&>>, K>,
                   "EqualTo must return the same key type as Where");
@@ -228,12 +242,11 @@ class WindowJoinInputs {
  public:
   WindowJoinInputs(DataStream<L> left, DataStream<R> right)
       : left_(std::move(left)), right_(std::move(right)) {}
-  template <class F>
-    requires std::invocable<F&, const L&>
+  template <connect_internal::CallableWith<L> F>
   auto Where(F key) const {
     using K = std::decay_t<std::invoke_result_t<F&, const L&>>;
-    return WindowJoinWhere<L, R, K, M>(left_, right_,
-                                       std::make_shared<LambdaKeySelector<L, K, F>>(std::move(key)));
+    return WindowJoinWhere<L, R, K, M>(
+        left_, right_, std::make_shared<LambdaKeySelector<L, K, F>>(std::move(key)));
   }
   /// A built selector (job spec: field lists); K names the key type.
   template <class K>
@@ -291,12 +304,12 @@ class IntervalJoined {
   /// `make` returns a pointer-like to a new ProcessJoinFunction<L, R, OUT> per subtask; OUT is
   /// deduced unless given. Lower > upper fails the job when it starts.
   template <class OUT = void, class MakeF>
-  auto Process(MakeF make, std::string name = "IntervalJoin", TypeInfoPtr out_type = nullptr) const {
+  auto Process(MakeF make, std::string name = "IntervalJoin",
+               TypeInfoPtr out_type = nullptr) const {
     using Fn = connect_internal::MadeType<MakeF>;
-    using O = std::conditional_t<std::is_void_v<OUT>,
-                                 decltype(join_internal::ProcessJoinOut<L, R>(
-                                     static_cast<const Fn*>(nullptr))),
-                                 OUT>;
+    using O = std::conditional_t<
+        std::is_void_v<OUT>,
+        decltype(join_internal::ProcessJoinOut<L, R>(static_cast<const Fn*>(nullptr))), OUT>;
     using F = ProcessJoinFunction<L, R, O>;
     auto options = options_;
     auto left_key = left_.key_selector();
@@ -304,8 +317,8 @@ class IntervalJoined {
     DataStream<O> out = TransformTwoInput<O>(
         left_.Partitioned(), right_.Partitioned(), std::move(name),
         [make, options, left_key, right_key]() -> std::unique_ptr<StreamOperatorBase> {
-          auto op = std::make_unique<IntervalJoinOperator<L, R, O>>(std::shared_ptr<F>(make()),
-                                                                    options);
+          auto op =
+              std::make_unique<IntervalJoinOperator<L, R, O>>(std::shared_ptr<F>(make()), options);
           op->SetKeySelectors(left_key, right_key);
           return op;
         },
@@ -355,7 +368,8 @@ CoGroupedStreams<T, T2> DataStream<T>::CoGroup(DataStream<T2> other) const {
 }
 template <class T, class K>
 template <class T2>
-IntervalJoinBuilder<T, T2, K> KeyedStream<T, K>::IntervalJoin(const KeyedStream<T2, K>& other) const {
+IntervalJoinBuilder<T, T2, K> KeyedStream<T, K>::IntervalJoin(
+    const KeyedStream<T2, K>& other) const {
   return IntervalJoinBuilder<T, T2, K>(*this, other);
 }
 

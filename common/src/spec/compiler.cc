@@ -4,7 +4,9 @@
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <charconv>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -68,48 +70,59 @@ struct ExprHolder {
   }
 };
 
-/// Shared LineWriters for file sinks: one file per path per process, truncated on first use.
-class FileSinkRegistry {
+/// The output file of a file sink, shared by the sink's subtasks and owned by the job's graph:
+/// opened (and truncated) when the first subtask opens, closed when the graph goes away, so
+/// `eddy plan`/`validate` never touch it and every run starts a fresh file.
+class SharedOutputFile {
  public:
-  static Result<LineWriter*> Open(const std::string& path) {
-    static std::mutex mu;
-    static std::map<std::string, std::pair<std::FILE*, std::unique_ptr<LineWriter>>> files;
-    std::lock_guard lock(mu);
-    auto it = files.find(path);
-    if (it != files.end()) return it->second.second.get();
-    std::error_code ec;
-    auto parent = std::filesystem::path(path).parent_path();
-    if (!parent.empty()) std::filesystem::create_directories(parent, ec);
-    std::FILE* f = std::fopen(path.c_str(), "w");
-    if (!f) return Status::IOError("file sink: cannot open '" + path + "' for writing");
-    auto w = std::make_unique<LineWriter>(f);
-    LineWriter* raw = w.get();
-    files.emplace(path, std::make_pair(f, std::move(w)));
-    return raw;
+  explicit SharedOutputFile(std::string path) : path_(std::move(path)) {}
+  ~SharedOutputFile() {
+    writer_.reset();
+    if (file_) std::fclose(file_);
   }
+  Result<LineWriter*> Open() {
+    std::lock_guard lock(mu_);
+    if (writer_) return writer_.get();
+    std::error_code ec;
+    auto parent = std::filesystem::path(path_).parent_path();
+    if (!parent.empty()) std::filesystem::create_directories(parent, ec);
+    file_ = std::fopen(path_.c_str(), "w");
+    if (!file_) return Status::IOError("file sink: cannot open '" + path_ + "' for writing: " + std::strerror(errno));
+    writer_ = std::make_unique<LineWriter>(file_);
+    return writer_.get();
+  }
+
+ private:
+  std::string path_;
+  std::mutex mu_;
+  std::FILE* file_ = nullptr;
+  std::unique_ptr<LineWriter> writer_;
 };
 
 class FileSinkFunction final : public SinkFunction<Row> {
  public:
-  FileSinkFunction(LineWriter* w, std::shared_ptr<RowFormatter> fmt_proto, FormatOptions opts, SchemaPtr schema)
-      : lines_(w), opts_(opts), schema_(std::move(schema)) {
-    (void)fmt_proto;
-  }
+  FileSinkFunction(std::shared_ptr<SharedOutputFile> file, FormatOptions opts, SchemaPtr schema)
+      : file_(std::move(file)), opts_(opts), schema_(std::move(schema)) {}
   Status Open(RuntimeContext&) override {
+    EDDY_ASSIGN_OR_RETURN(LineWriter * w, file_->Open());
+    lines_.emplace(w);
     auto f = RowFormatter::Make(opts_, schema_);
     if (!f.ok()) return f.status();
     fmt_ = std::move(*f);
     return Status::Ok();
   }
   void Invoke(const Row& v, Timestamp) override {
-    fmt_->Append(v, lines_.buffer());
-    lines_.LineDone();
+    fmt_->Append(v, lines_->buffer());
+    lines_->LineDone();
   }
-  void Finish() override { lines_.Flush(); }
-  void Close() override { lines_.Flush(); }
+  void Finish() override { lines_->Flush(); }
+  void Close() override {
+    if (lines_) lines_->Flush();
+  }
 
  private:
-  BatchedLines lines_;
+  std::shared_ptr<SharedOutputFile> file_;
+  std::optional<BatchedLines> lines_;
   FormatOptions opts_;
   SchemaPtr schema_;
   std::unique_ptr<RowFormatter> fmt_;
@@ -142,7 +155,7 @@ class JoinKeySelector final : public KeySelector<Row> {
     w.PutVarU64(fields_.size());
     static const Value kNull;
     for (size_t i = 0; i < fields_.size(); ++i) {
-      const auto f = static_cast<size_t>(fields_[i]);
+      auto f = static_cast<size_t>(fields_[i]);
       const Value& v = f < row.size() ? row.Get(f) : kNull;
       if (types_[i] == DataType::kInt64 && v.type() == DataType::kTimestamp) {
         Serializer<Value>::Write(Value::Int(v.int_value()), w);
@@ -205,6 +218,7 @@ class Compiler {
     }
     job_.env = std::make_unique<StreamExecutionEnvironment>();
     env_ = job_.env.get();
+    if (!root["name"]) return Err(root, "name", "is required");
     EDDY_ASSIGN_OR_RETURN(job_.name, String(root["name"], "name", true));
     env_->SetJobName(job_.name);
     int par = 1;
@@ -317,6 +331,7 @@ class Compiler {
     return *d;
   }
   Result<std::string> Name(const YAML::Node& entry, const std::string& path) {
+    if (entry.IsMap() && !entry["name"]) return Err(entry, path + ".name", "is required");
     EDDY_ASSIGN_OR_RETURN(std::string name, String(entry["name"], path + ".name", true));
     if (name.empty() || name.find('.') != std::string::npos) {
       return Err(entry["name"], path + ".name", "must be non-empty and contain no '.'");
@@ -419,7 +434,7 @@ class Compiler {
       EDDY_ASSIGN_OR_RETURN(parallelism, Int(n["parallelism"], p + ".parallelism", 1, 32768));
     }
 
-    NamedStream out{env_->FromCollection<Row>({}), nullptr, false, {}};
+    NamedStream out;
     if (n["generator"]) {
       EDDY_ASSIGN_OR_RETURN(out, GeneratorSource(n["generator"], p + ".generator", name, parallelism));
     } else {
@@ -456,7 +471,7 @@ class Compiler {
       }
       auto probe = RowParser::Make(fo, schema);
       if (!probe.ok()) return Err(k, kp, probe.status().message());
-      DataStream<std::string> lines = env_->FromCollection<std::string>({});
+      DataStream<std::string> lines;
       if (n["file"]) {
         EDDY_ASSIGN_OR_RETURN(std::string fpath, String(k["path"], kp + ".path", true));
         fpath = Resolve(fpath);
@@ -627,6 +642,9 @@ class Compiler {
     }
     for (const char* k : {"window", "trigger", "evictor", "allowedLateness", "lateOutput"}) {
       if (n[k] && !n["aggregate"]) return Err(n[k], p + "." + k, "only applies to an aggregate step");
+    }
+    for (const char* k : {"trigger", "evictor", "allowedLateness", "lateOutput"}) {
+      if (n[k] && !n["window"]) return Err(n[k], p + "." + k, "only applies to a windowed aggregate (add window: ...)");
     }
     if (n["keyBy"] && !(n["aggregate"] || n["rolling"] || n["process"])) {
       return Err(n["keyBy"], p + ".keyBy", "keyBy needs aggregate, rolling or process in the same step");
@@ -980,7 +998,7 @@ class Compiler {
   Result<NamedStream> JoinStep(const YAML::Node& n, const std::string& p, const NamedStream& in) {
     const YAML::Node& j = n["join"];
     const std::string jp = p + ".join";
-    EDDY_RETURN_NOT_OK(CheckKeys(j, jp, {"with", "type", "on", "window", "between"}));
+    EDDY_RETURN_NOT_OK(CheckKeys(j, jp, {"with", "type", "where", "equalTo", "window", "between"}));
     EDDY_ASSIGN_OR_RETURN(std::string with, String(j["with"], jp + ".with", true));
     EDDY_ASSIGN_OR_RETURN(NamedStream right, From(j["with"], jp + ".with"));
     std::string type;
@@ -1000,23 +1018,21 @@ class Compiler {
     if (window && j["between"]) return Err(j["between"], jp + ".between", "only applies to type interval");
     if (!window && j["window"]) return Err(j["window"], jp + ".window", "only applies to type window");
 
-    // Keys: {left: [...], right: [...]}, or one list naming the same fields on both sides.
-    if (!j["on"]) return Err(j, jp, "on is required: the key fields, e.g. on: [id] or on: {left: [id], right: [ref]}");
-    const YAML::Node& on = j["on"];
-    const bool sides = on.IsMap();
-    const YAML::Node left_on = sides ? on["left"] : on;
-    const YAML::Node right_on = sides ? on["right"] : on;
-    const std::string left_path = jp + (sides ? ".on.left" : ".on");
-    const std::string right_path = jp + (sides ? ".on.right" : ".on");
-    if (sides) {
-      EDDY_RETURN_NOT_OK(CheckKeys(on, jp + ".on", {"left", "right"}));
-      if (!on["left"] || !on["right"]) return Err(on, jp + ".on", "needs both left and right key fields");
-    }
+    // Keys as in Flink's join(...).where(...).equalTo(...): `where` names the left key fields,
+    // `equalTo` the right ones (default: the same names). Not `on:` — YAML 1.1 parsers, kubectl's
+    // among them, read an `on` key as the boolean true.
+    if (!j["where"]) return Err(j, jp, "where is required: the left key fields, e.g. where: [order_id]");
+    const bool sides = static_cast<bool>(j["equalTo"]);
+    const YAML::Node left_on = j["where"];
+    const YAML::Node right_on = sides ? j["equalTo"] : j["where"];
+    const YAML::Node on = left_on;
+    const std::string left_path = jp + ".where";
+    const std::string right_path = jp + (sides ? ".equalTo" : ".where");
     EDDY_ASSIGN_OR_RETURN(std::vector<int> lk, KeyFields(left_on, left_path, *in.schema));
     EDDY_ASSIGN_OR_RETURN(std::vector<int> rk, KeyFields(right_on, right_path + (sides ? "" : " (of " + with + ")"), *right.schema));
     if (lk.size() != rk.size()) {
-      return Err(on, jp + ".on", "left names " + std::to_string(lk.size()) + " key fields and right " +
-                                     std::to_string(rk.size()) + "; they pair up in order");
+      return Err(right_on, right_path, "where names " + std::to_string(lk.size()) + " key fields and equalTo " +
+                                          std::to_string(rk.size()) + "; they pair up in order");
     }
     std::vector<DataType> key_types;
     for (size_t i = 0; i < lk.size(); ++i) {
@@ -1292,9 +1308,12 @@ class Compiler {
       }
       auto probe = RowFormatter::Make(fo, schema);
       if (!probe.ok()) return Err(f, p + ".file", probe.status().message());
-      EDDY_ASSIGN_OR_RETURN(LineWriter* w, FileSinkRegistry::Open(Resolve(fpath)));
-      s = in.stream.Sink("FileSink(" + name + ")", [w, fo, schema] {
-        return std::make_shared<FileSinkFunction>(w, nullptr, fo, schema);
+      std::string resolved = Resolve(fpath);
+      auto& shared = output_files_[resolved];
+      if (!shared) shared = std::make_shared<SharedOutputFile>(resolved);
+      auto file = shared;
+      s = in.stream.Sink("FileSink(" + name + ")", [file, fo, schema] {
+        return std::make_shared<FileSinkFunction>(file, fo, schema);
       });
     }
     EDDY_RETURN_NOT_OK(ApplyCommon(n, p, s));
@@ -1308,6 +1327,7 @@ class Compiler {
   TimeCharacteristic time_ = TimeCharacteristic::kEventTime;
   std::map<std::string, NamedStream> streams_;
   std::set<std::string> sink_names_;
+  std::map<std::string, std::shared_ptr<SharedOutputFile>> output_files_;
   int late_tag_ = 0;
   int64_t count_size_ = 0, count_slide_ = 0;
   bool has_count_evictor_ = false;

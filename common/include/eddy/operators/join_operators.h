@@ -237,11 +237,11 @@ class IntervalJoinOperator final : public TwoInputOperator<L, R, OUT> {
   /// Fills `matches` with the other side's buckets in [ts + lo, ts + hi], in timestamp order.
   /// The pointers stay valid until that side's buffer changes.
   template <class T>
-  static void Match(MapState<int64_t, std::vector<T>>* other, Timestamp ts, int64_t lo,
-                    int64_t hi, std::vector<std::pair<int64_t, const std::vector<T>*>>& matches) {
+  static void Match(MapState<int64_t, std::vector<T>>* other, Timestamp ts, int64_t lo, int64_t hi,
+                    std::vector<std::pair<int64_t, const std::vector<T>*>>& matches) {
     matches.clear();
-    const Timestamp from = ts + Duration::Millis(lo);
-    const Timestamp to = ts + Duration::Millis(hi);
+    Timestamp from = ts + Duration::Millis(lo);
+    Timestamp to = ts + Duration::Millis(hi);
     other->ForEach([&](const int64_t& t, const std::vector<T>& vs) {
       if (Timestamp(t) < from || Timestamp(t) > to) return;
       matches.emplace_back(t, &vs);

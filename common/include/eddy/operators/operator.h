@@ -122,6 +122,19 @@ class LambdaKeySelector final : public KeySelector<T> {
   F f_;
 };
 
+/// Sets the current key of a keyed operator. A key whose group this subtask does not own means the
+/// key selector is not deterministic (the record was routed with a different key): the task
+/// fails with a message saying so instead of touching another subtask's state.
+inline bool SetKey(OperatorContext* ctx, std::string_view key_bytes) {
+  KeyedStateBackend* b = ctx->keyed_backend;
+  b->SetCurrentKey(key_bytes);
+  if (b->range().Contains(b->current_key_group())) [[likely]] return true;
+  ctx->Fail(Status::Internal(ctx->operator_name + ": a record's key maps to key group " +
+                             std::to_string(b->current_key_group().value()) +
+                             ", which this subtask does not own; is the key selector deterministic?"));
+  return false;
+}
+
 /// Tracks the watermark of one or more inputs: the minimum over active inputs, only advancing.
 class WatermarkCombiner {
  public:
@@ -147,7 +160,13 @@ class WatermarkCombiner {
       any = true;
       m = std::min(m, wms_[i]);
     }
-    if (!any || m <= combined_) return false;
+    if (!any) {
+      // All inputs idle: nothing can hold time back, so the highest watermark seen is safe
+      // (Flink's StatusWatermarkValve does the same since FLINK-18934).
+      m = Watermark::Min();
+      for (const auto& w : wms_) m = std::max(m, w);
+    }
+    if (m <= combined_) return false;
     combined_ = m;
     return true;
   }
@@ -169,7 +188,7 @@ class OneInputOperator : public StreamOperatorBase, public Input<IN>, public Tim
   void ProcessElement(const IN& value, Timestamp ts) final {
     if (key_selector_) {
       key_selector_->KeyBytes(value, key_scratch_);
-      ctx_->keyed_backend->SetCurrentKey(key_scratch_);
+      if (!SetKey(ctx_, key_scratch_)) return;
     }
     Process(value, ts);
   }
@@ -256,13 +275,13 @@ class TwoInputOperator : public StreamOperatorBase, public TimerTarget {
     if constexpr (kIndex == 0) {
       if (key1_) {
         key1_->KeyBytes(v, key_scratch_);
-        ctx_->keyed_backend->SetCurrentKey(key_scratch_);
+        if (!SetKey(ctx_, key_scratch_)) return;
       }
       Process1(v, ts);
     } else {
       if (key2_) {
         key2_->KeyBytes(v, key_scratch_);
-        ctx_->keyed_backend->SetCurrentKey(key_scratch_);
+        if (!SetKey(ctx_, key_scratch_)) return;
       }
       Process2(v, ts);
     }
