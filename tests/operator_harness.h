@@ -41,9 +41,13 @@ class CapturingOutput final : public Output<OUT> {
     Timestamp ts;
     int tag = 0;
   };
-  void Collect(const OUT& v, Timestamp ts) override { events.push_back({Event::kRecord, v, ts, 0}); }
+  void Collect(const OUT& v, Timestamp ts) override {
+    events.push_back({Event::kRecord, v, ts, 0});
+  }
   void EmitWatermark(Watermark wm) override { events.push_back({Event::kWatermark, OUT{}, wm, 0}); }
-  void EmitIdleness(bool idle) override { events.push_back({Event::kIdle, OUT{}, Timestamp(idle), 0}); }
+  void EmitIdleness(bool idle) override {
+    events.push_back({Event::kIdle, OUT{}, Timestamp(idle), 0});
+  }
   void EmitSide(int tag, const void* v, Timestamp ts) override {
     side.push_back({tag, v, ts});
     side_count[tag]++;
@@ -81,8 +85,8 @@ class OneInputHarness {
     ctx_.operator_state = &op_state_;
     ctx_.max_parallelism = max_parallelism;
     if (op_->is_keyed()) {
-      backend_ = std::make_unique<HeapKeyedStateBackend>(max_parallelism, KeyGroupRange{0, max_parallelism - 1},
-                                                         [this] { return time_.Now(); });
+      backend_ = std::make_unique<HeapKeyedStateBackend>(
+          max_parallelism, KeyGroupRange{0, max_parallelism - 1}, [this] { return time_.Now(); });
       ctx_.keyed_backend = backend_.get();
     }
     op_->Setup(&ctx_, &out_);

@@ -24,7 +24,8 @@ std::ostream& operator<<(std::ostream& os, const SensorReading& r) {
 }
 
 /// Alerts when a sensor's temperature rose with every reading for `interval` (the seed's class).
-class TempConsIncreWarning final : public eddy::KeyedProcessFunction<std::string, SensorReading, std::string> {
+class TempConsIncreWarning final
+    : public eddy::KeyedProcessFunction<std::string, SensorReading, std::string> {
  public:
   explicit TempConsIncreWarning(eddy::Duration interval) : interval_(interval) {}
 
@@ -49,7 +50,8 @@ class TempConsIncreWarning final : public eddy::KeyedProcessFunction<std::string
     last_temp_->Update(value.temperature);
   }
 
-  void OnTimer(eddy::Timestamp, eddy::OnTimerContext& ctx, eddy::Collector<std::string>& out) override {
+  void OnTimer(eddy::Timestamp, eddy::OnTimerContext& ctx,
+               eddy::Collector<std::string>& out) override {
     out.Collect("sensor " + ctx.CurrentKey<std::string>() + ": temperature rose continuously for " +
                 interval_.ToString());
     timer_ts_->Clear();
@@ -88,10 +90,12 @@ int main(int argc, char** argv) {
   // (2) keyed process function with event-time timers.
   auto timed = readings.AssignTimestampsAndWatermarks(
       eddy::WatermarkStrategy<SensorReading>::ForMonotonousTimestamps()
-          .WithTimestampAssigner([](const SensorReading& r) { return eddy::Timestamp(r.timestamp * 1000); })
+          .WithTimestampAssigner(
+              [](const SensorReading& r) { return eddy::Timestamp(r.timestamp * 1000); })
           .WithInterval(eddy::Duration::Millis(0)));
   timed.KeyBy([](const SensorReading& r) { return r.id; })
-      .Process<std::string>([] { return std::make_shared<TempConsIncreWarning>(eddy::Duration::Seconds(10)); })
+      .Process<std::string>(
+          [] { return std::make_shared<TempConsIncreWarning>(eddy::Duration::Seconds(10)); })
       .Print("alert");
 
   eddy::control::LocalExecutor executor;

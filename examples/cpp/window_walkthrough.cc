@@ -22,15 +22,17 @@ int main() {
    public:
     void Process(eddy::WindowContext& ctx, const std::vector<int64_t>& els,
                  eddy::Collector<std::string>& out) override {
-      std::string s = "[" + std::to_string(ctx.window().start) + ", " + std::to_string(ctx.window().end) + "):";
+      std::string s =
+          "[" + std::to_string(ctx.window().start) + ", " + std::to_string(ctx.window().end) + "):";
       for (int64_t e : els) s += " " + std::to_string(e);
       out.Collect(s);
     }
   };
   eddy::OutputTag<int64_t> late("late");
-  auto windows = events.WindowAll(eddy::TumblingEventTimeWindows<int64_t>(eddy::Duration::Seconds(5)))
-                     .SideOutputLateData(late)
-                     .Process<std::string>([] { return std::make_shared<ListWindow>(); });
+  auto windows =
+      events.WindowAll(eddy::TumblingEventTimeWindows<int64_t>(eddy::Duration::Seconds(5)))
+          .SideOutputLateData(late)
+          .Process<std::string>([] { return std::make_shared<ListWindow>(); });
   windows.Print("window");
   windows.GetSideOutput(late).Print("late");
 

@@ -129,7 +129,9 @@ int main(int argc, char** argv) {
       std::fprintf(stderr, "eddy: invalid job: %s\n", jg.status().message().c_str());
       return 2;
     }
-    std::string out = args.format == "dot" ? jg->ToDot() : args.format == "json" ? jg->ToJson() : jg->ToText();
+    std::string out = args.format == "dot"    ? jg->ToDot()
+                      : args.format == "json" ? jg->ToJson()
+                                              : jg->ToText();
     std::fputs(out.c_str(), stdout);
     if (args.format == "json") std::fputc('\n', stdout);
     return 0;
@@ -148,10 +150,14 @@ int main(int argc, char** argv) {
       late += t.late_records_dropped;
     }
     std::fprintf(stderr, "eddy: job '%s' %s in %.0f ms", job->name.c_str(),
-                 result.status.ok() ? "finished" : result.status.code() == eddy::StatusCode::kCancelled ? "was cancelled" : "failed",
+                 result.status.ok()                                     ? "finished"
+                 : result.status.code() == eddy::StatusCode::kCancelled ? "was cancelled"
+                                                                        : "failed",
                  result.elapsed_ms);
-    if (bad > 0) std::fprintf(stderr, " (%llu bad records skipped)", static_cast<unsigned long long>(bad));
-    if (late > 0) std::fprintf(stderr, " (%llu late records dropped)", static_cast<unsigned long long>(late));
+    if (bad > 0)
+      std::fprintf(stderr, " (%llu bad records skipped)", static_cast<unsigned long long>(bad));
+    if (late > 0)
+      std::fprintf(stderr, " (%llu late records dropped)", static_cast<unsigned long long>(late));
     std::fputc('\n', stderr);
   }
   if (!result.status.ok() && result.status.code() != eddy::StatusCode::kCancelled) {

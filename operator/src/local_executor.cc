@@ -54,7 +54,8 @@ JobResult LocalExecutor::Execute(StreamGraph& graph) {
 
   // Channels of every consumer subtask: (edge, producer, consumer) -> channel number.
   std::vector<std::vector<Task::Wiring>> wiring(jg.vertices().size());
-  for (const auto& v : jg.vertices()) wiring[static_cast<size_t>(v.id.value())].resize(static_cast<size_t>(v.parallelism));
+  for (const auto& v : jg.vertices())
+    wiring[static_cast<size_t>(v.id.value())].resize(static_cast<size_t>(v.parallelism));
   std::map<std::tuple<size_t, int, int>, int> channel_of;
   for (size_t ei = 0; ei < jg.edges().size(); ++ei) {
     const auto& e = jg.edges()[ei];
@@ -70,7 +71,8 @@ JobResult LocalExecutor::Execute(StreamGraph& graph) {
   }
   for (auto& per_vertex : wiring) {
     for (auto& w : per_vertex) {
-      if (!w.channel_input.empty()) w.gate = std::make_unique<InputGate>(static_cast<int>(w.channel_input.size()));
+      if (!w.channel_input.empty())
+        w.gate = std::make_unique<InputGate>(static_cast<int>(w.channel_input.size()));
     }
   }
   // Result partitions, owned by the producing task's wiring.
@@ -164,7 +166,8 @@ JobResult LocalExecutor::Execute(StreamGraph& graph) {
       result.tasks.push_back(ts);
     }
   }
-  result.elapsed_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
+  result.elapsed_ms =
+      std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
   return result;
 }
 

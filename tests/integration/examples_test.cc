@@ -16,8 +16,12 @@ namespace {
 
 namespace fs = std::filesystem;
 
-std::string SourceDir() { return EDDY_SOURCE_DIR_DEFAULT; }
-std::string Eddy() { return std::string(EDDY_BINARY_DIR_DEFAULT) + "/operator/eddy"; }
+std::string SourceDir() {
+  return EDDY_SOURCE_DIR_DEFAULT;
+}
+std::string Eddy() {
+  return std::string(EDDY_BINARY_DIR_DEFAULT) + "/operator/eddy";
+}
 
 struct RunResult {
   int exit_code;
@@ -59,7 +63,8 @@ class ExampleTest : public ::testing::TestWithParam<std::string> {};
 
 TEST_P(ExampleTest, OutputMatchesExpectedAtEveryParallelism) {
   const fs::path job = fs::path(SourceDir()) / "examples" / (GetParam() + ".yaml");
-  auto expected = ReadLines(fs::path(SourceDir()) / "examples" / "expected" / (GetParam() + ".jsonl"));
+  auto expected =
+      ReadLines(fs::path(SourceDir()) / "examples" / "expected" / (GetParam() + ".jsonl"));
   std::sort(expected.begin(), expected.end());
   ASSERT_FALSE(expected.empty());
   for (int p : {1, 2, 4}) {
@@ -107,7 +112,8 @@ TEST(CppExamplesTest, SeedResultsThroughTheDataStreamApi) {
       start = nl + 1;
     }
     std::sort(lines.begin(), lines.end());
-    auto expected = ReadLines(fs::path(SourceDir()) / "examples" / "expected" / "cpp" / (std::string(name) + ".txt"));
+    auto expected = ReadLines(fs::path(SourceDir()) / "examples" / "expected" / "cpp" /
+                              (std::string(name) + ".txt"));
     std::sort(expected.begin(), expected.end());
     EXPECT_EQ(lines, expected) << name;
   }
@@ -137,7 +143,8 @@ TEST(CliTest, PlanShowsChainsAndExchanges) {
   ASSERT_EQ(r.exit_code, 0);
   std::string all;
   for (const auto& l : r.lines) all += l + "\n";
-  EXPECT_NE(all.find("Source: readings -> Parse(csv) -> Timestamps/Watermarks"), std::string::npos) << all;
+  EXPECT_NE(all.find("Source: readings -> Parse(csv) -> Timestamps/Watermarks"), std::string::npos)
+      << all;
   EXPECT_NE(all.find("HASH"), std::string::npos) << all;
 }
 

@@ -5,7 +5,10 @@
 namespace eddy {
 namespace {
 
-std::string Snapshot(std::initializer_list<std::pair<std::string, std::pair<OperatorStateStore::Mode, std::vector<std::string>>>> lists) {
+std::string Snapshot(
+    std::initializer_list<
+        std::pair<std::string, std::pair<OperatorStateStore::Mode, std::vector<std::string>>>>
+        lists) {
   OperatorStateStore s;
   for (const auto& [name, v] : lists) s.Get(name, v.first).items = v.second;
   std::string out;
@@ -45,7 +48,8 @@ TEST(OperatorStateTest, EvenSplitRedistributesAllElementsContiguously) {
 
 TEST(OperatorStateTest, UnionGivesEverythingToEverySubtaskAndBroadcastOneCopy) {
   auto a = Snapshot({{"u", {Mode::kUnion, {"x"}}}, {"rules", {Mode::kBroadcast, {"r1", "r2"}}}});
-  auto b = Snapshot({{"u", {Mode::kUnion, {"y", "z"}}}, {"rules", {Mode::kBroadcast, {"r1", "r2"}}}});
+  auto b =
+      Snapshot({{"u", {Mode::kUnion, {"y", "z"}}}, {"rules", {Mode::kBroadcast, {"r1", "r2"}}}});
   auto r = RedistributeOperatorState({a, b}, 4);
   ASSERT_TRUE(r.ok());
   ASSERT_EQ(r->size(), 4u);

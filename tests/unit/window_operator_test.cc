@@ -26,7 +26,8 @@ struct KeyOf {
 /// Collects the timestamps of a window's elements, in arrival order, as "start:end:t1,t2,...".
 class ListTs final : public ProcessWindowFunction<Ev, std::string> {
  public:
-  void Process(WindowContext& ctx, const std::vector<Ev>& els, Collector<std::string>& out) override {
+  void Process(WindowContext& ctx, const std::vector<Ev>& els,
+               Collector<std::string>& out) override {
     std::string s = ctx.CurrentKey<std::string>() + "@" + std::to_string(ctx.window().start) + ":" +
                     std::to_string(ctx.window().end) + ":";
     for (size_t i = 0; i < els.size(); ++i) s += (i ? "," : "") + std::to_string(els[i].ts);
@@ -85,7 +86,8 @@ TEST(WindowOperatorTest, SeedWalkthroughTumblingWithBoundedOutOfOrderness) {
       EXPECT_EQ(h.counters().late_records_dropped, 1u);
     }
     h.Watermark(INT64_MAX);
-    EXPECT_EQ(h.output().TakeRecords(), std::vector<std::string>{"s@5000:10000:5000,6000,7000,5000,8000"});
+    EXPECT_EQ(h.output().TakeRecords(),
+              std::vector<std::string>{"s@5000:10000:5000,6000,7000,5000,8000"});
   }
 }
 
@@ -96,15 +98,18 @@ TEST(WindowOperatorTest, SlidingWindowsAssignEachElementToSizeOverSlideWindows) 
   h.Element({"a", 7000, 1}, 7000);
   h.Element({"a", 12000, 1}, 12000);
   h.Watermark(INT64_MAX);
-  EXPECT_EQ(h.output().Records(), (std::vector<std::string>{"a@0:10000:7000", "a@5000:15000:7000,12000",
-                                                            "a@10000:20000:12000"}));
+  EXPECT_EQ(h.output().Records(),
+            (std::vector<std::string>{"a@0:10000:7000", "a@5000:15000:7000,12000",
+                                      "a@10000:20000:12000"}));
 }
 
 TEST(WindowOperatorTest, SessionWindowsMergeAndKeepContents) {
   WindowSpec<Ev, int64_t> spec;
   spec.assigner = EventTimeSessionWindows<Ev>(Duration::Seconds(10));
   auto agg = std::make_shared<SumAgg>();
-  spec.contents = [agg] { return std::make_unique<AggregatingContents<Ev, int64_t, int64_t, int64_t>>(agg, nullptr); };
+  spec.contents = [agg] {
+    return std::make_unique<AggregatingContents<Ev, int64_t, int64_t, int64_t>>(agg, nullptr);
+  };
   OneInputHarness<Ev, int64_t> h(MakeOp(spec));
   ASSERT_TRUE(h.Open().ok());
   // Two sessions for key a: {0, 5, 25 bridges nothing}: [0..15) + [5..] merge; 30 starts a new one;
@@ -134,7 +139,7 @@ TEST(WindowOperatorTest, AllowedLatenessRefiresAndThenDrops) {
   EXPECT_EQ(h.output().TakeRecords(), std::vector<std::string>{"k@0:5000:1000"});
   h.Element({"k", 2000, 1}, 2000);  // late but within lateness: fires again with both
   EXPECT_EQ(h.output().TakeRecords(), std::vector<std::string>{"k@0:5000:1000,2000"});
-  h.Watermark(6999);  // cleanup time 4999 + 2000
+  h.Watermark(6999);                // cleanup time 4999 + 2000
   h.Element({"k", 3000, 1}, 3000);  // now too late
   EXPECT_TRUE(h.output().TakeRecords().empty());
   EXPECT_EQ(h.counters().late_records_dropped, 1u);
@@ -143,12 +148,15 @@ TEST(WindowOperatorTest, AllowedLatenessRefiresAndThenDrops) {
 TEST(WindowOperatorTest, CountTumblingAndSlidingWindows) {
   {
     WindowSpec<Ev, std::string> s = ListSpec(std::make_shared<GlobalWindows<Ev>>());
-    s.trigger = [] { return std::make_unique<PurgingTrigger<Ev>>(std::make_unique<CountTrigger<Ev>>(3)); };
+    s.trigger = [] {
+      return std::make_unique<PurgingTrigger<Ev>>(std::make_unique<CountTrigger<Ev>>(3));
+    };
     OneInputHarness<Ev, std::string> h(MakeOp(s));
     ASSERT_TRUE(h.Open().ok());
     for (int i = 1; i <= 7; ++i) h.Element({"c", i, 1}, i);
     auto g = std::to_string(INT64_MIN) + ":" + std::to_string(INT64_MAX) + ":";
-    EXPECT_EQ(h.output().Records(), (std::vector<std::string>{"c@" + g + "1,2,3", "c@" + g + "4,5,6"}));
+    EXPECT_EQ(h.output().Records(),
+              (std::vector<std::string>{"c@" + g + "1,2,3", "c@" + g + "4,5,6"}));
   }
   {
     WindowSpec<Ev, std::string> s;
@@ -171,8 +179,8 @@ TEST(WindowOperatorTest, TimeEvictorKeepsRecentElements) {
   WindowSpec<Ev, std::string> s;
   s.assigner = TumblingEventTimeWindows<Ev>(Duration::Seconds(10));
   s.contents = [] {
-    return std::make_unique<ListContents<Ev, std::string>>(std::make_shared<ListTs>(),
-                                                           std::make_shared<TimeEvictor<Ev>>(Duration::Seconds(3)));
+    return std::make_unique<ListContents<Ev, std::string>>(
+        std::make_shared<ListTs>(), std::make_shared<TimeEvictor<Ev>>(Duration::Seconds(3)));
   };
   OneInputHarness<Ev, std::string> h(MakeOp(s));
   ASSERT_TRUE(h.Open().ok());
@@ -182,7 +190,8 @@ TEST(WindowOperatorTest, TimeEvictorKeepsRecentElements) {
 }
 
 TEST(WindowOperatorTest, ProcessingTimeTumblingFiresOnClock) {
-  OneInputHarness<Ev, std::string> h(MakeOp(ListSpec(TumblingProcessingTimeWindows<Ev>(Duration::Seconds(5)))));
+  OneInputHarness<Ev, std::string> h(
+      MakeOp(ListSpec(TumblingProcessingTimeWindows<Ev>(Duration::Seconds(5)))));
   ASSERT_TRUE(h.Open().ok());
   h.AdvanceProcessingTime(1000);
   h.Element({"p", 0, 1}, 0);

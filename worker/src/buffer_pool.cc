@@ -4,7 +4,9 @@
 
 namespace eddy::worker {
 
-void NetworkBuffer::Recycle() { owner->Recycle(this); }
+void NetworkBuffer::Recycle() {
+  owner->Recycle(this);
+}
 
 Status NetworkBufferPool::Reserve(size_t n) {
   std::lock_guard lock(mu_);
@@ -23,7 +25,8 @@ void NetworkBufferPool::Release(size_t n) {
   used_ -= n;
 }
 
-Result<std::unique_ptr<LocalBufferPool>> LocalBufferPool::Make(NetworkBufferPool* global, size_t n) {
+Result<std::unique_ptr<LocalBufferPool>> LocalBufferPool::Make(NetworkBufferPool* global,
+                                                               size_t n) {
   if (global) EDDY_RETURN_NOT_OK(global->Reserve(n));
   return std::unique_ptr<LocalBufferPool>(new LocalBufferPool(global, n));
 }
@@ -59,9 +62,9 @@ NetworkBuffer* LocalBufferPool::Request(const std::atomic<bool>& cancelled, int6
   while (free_.empty() && !cancelled.load(std::memory_order_relaxed)) {
     cv_.wait_for(lock, std::chrono::milliseconds(50));
   }
-  waited_ns += std::chrono::duration_cast<std::chrono::nanoseconds>(
-                   std::chrono::steady_clock::now() - start)
-                   .count();
+  waited_ns +=
+      std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() - start)
+          .count();
   if (free_.empty()) return nullptr;
   NetworkBuffer* b = free_.back();
   free_.pop_back();
@@ -83,6 +86,8 @@ size_t LocalBufferPool::available() const {
   return free_.size();
 }
 
-void LocalBufferPool::Wake() { cv_.notify_all(); }
+void LocalBufferPool::Wake() {
+  cv_.notify_all();
+}
 
 }  // namespace eddy::worker

@@ -77,7 +77,8 @@ void ResultPartition::WriteFrame(int sub, FrameTag tag, Timestamp ts, std::strin
   size_t bh = 0;
   body_hdr[bh++] = static_cast<char>(tag);
   if (tag == FrameTag::kRecordTs || tag == FrameTag::kWatermark) {
-    uint64_t u = (static_cast<uint64_t>(ts.millis()) << 1) ^ static_cast<uint64_t>(ts.millis() >> 63);
+    uint64_t u =
+        (static_cast<uint64_t>(ts.millis()) << 1) ^ static_cast<uint64_t>(ts.millis() >> 63);
     while (u >= 0x80) {
       body_hdr[bh++] = static_cast<char>(u | 0x80);
       u >>= 7;
@@ -115,20 +116,23 @@ void ResultPartition::Emit(int channel, std::string_view bytes, Timestamp ts) {
 
 void ResultPartition::Broadcast(std::string_view bytes, Timestamp ts) {
   for (size_t i = 0; i < subs_.size(); ++i) {
-    WriteFrame(static_cast<int>(i), ts.IsNone() ? FrameTag::kRecord : FrameTag::kRecordTs, ts, bytes);
+    WriteFrame(static_cast<int>(i), ts.IsNone() ? FrameTag::kRecord : FrameTag::kRecordTs, ts,
+               bytes);
   }
   counters_->records_out.fetch_add(1, std::memory_order_relaxed);
   counters_->bytes_out.fetch_add(bytes.size() * subs_.size(), std::memory_order_relaxed);
 }
 
 void ResultPartition::BroadcastWatermark(Watermark wm) {
-  for (size_t i = 0; i < subs_.size(); ++i) WriteFrame(static_cast<int>(i), FrameTag::kWatermark, wm, {});
+  for (size_t i = 0; i < subs_.size(); ++i)
+    WriteFrame(static_cast<int>(i), FrameTag::kWatermark, wm, {});
 }
 
 void ResultPartition::BroadcastIdleness(bool idle) {
   char b = idle ? 1 : 0;
   for (size_t i = 0; i < subs_.size(); ++i) {
-    WriteFrame(static_cast<int>(i), FrameTag::kIdleness, Timestamp::None(), std::string_view(&b, 1));
+    WriteFrame(static_cast<int>(i), FrameTag::kIdleness, Timestamp::None(),
+               std::string_view(&b, 1));
   }
 }
 

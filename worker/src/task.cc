@@ -71,7 +71,8 @@ Status Task::BuildChain() {
         out = type->MakeChainingOutput(operators_[it->second]->input(e->target_input));
       } else {
         ResultPartition* w = wiring_.writers.at(e);
-        auto sel = e->make_selector(e->partitioner, job_.vertex(job_.VertexOf(e->target)).max_parallelism);
+        auto sel =
+            e->make_selector(e->partitioner, job_.vertex(job_.VertexOf(e->target)).max_parallelism);
         sel->Setup(w->num_channels(), subtask_);
         out = type->MakeWriterOutput(w, std::move(sel));
       }
@@ -80,13 +81,15 @@ Status Task::BuildChain() {
     }
     auto combine = [&](const TypeInfoPtr& type, std::vector<OutputBase*>& outs) -> OutputBase* {
       if (outs.size() == 1) return outs[0];
-      outputs_.push_back(outs.empty() ? type->MakeDiscardingOutput() : type->MakeFanOutOutput(outs));
+      outputs_.push_back(outs.empty() ? type->MakeDiscardingOutput()
+                                      : type->MakeFanOutOutput(outs));
       return outputs_.back().get();
     };
     OutputBase* out = combine(n.out_type, main);
     if (!sides.empty()) {
       std::vector<std::pair<int, OutputBase*>> side_outs;
-      for (auto& [tag, outs] : sides) side_outs.emplace_back(tag, combine(n.side_types.at(tag), outs));
+      for (auto& [tag, outs] : sides)
+        side_outs.emplace_back(tag, combine(n.side_types.at(tag), outs));
       outputs_.push_back(n.out_type->MakeRoutingOutput(out, std::move(side_outs)));
       out = outputs_.back().get();
     }
@@ -96,8 +99,8 @@ Status Task::BuildChain() {
     ctx->operator_state = op_states_.back().get();
     if (operators_[i]->is_keyed()) {
       auto range = KeyGroupRangeForSubtask(vertex_.max_parallelism, vertex_.parallelism, subtask_);
-      backends_.push_back(std::make_unique<HeapKeyedStateBackend>(vertex_.max_parallelism, range,
-                                                                  options_.clock));
+      backends_.push_back(
+          std::make_unique<HeapKeyedStateBackend>(vertex_.max_parallelism, range, options_.clock));
       ctx->keyed_backend = backends_.back().get();
     }
     operators_[i]->Setup(ctx, out);
@@ -121,11 +124,13 @@ Status Task::BuildChain() {
     }
     if (!type) return Status::Internal(name_ + ": input " + std::to_string(i) + " has no type");
     decoders_.push_back(type->MakeDecoder(head->input(i)));
-    valves_.emplace_back(std::max<int>(1, static_cast<int>(input_channels_[static_cast<size_t>(i)].size())));
+    valves_.emplace_back(
+        std::max<int>(1, static_cast<int>(input_channels_[static_cast<size_t>(i)].size())));
   }
   // Open downstream first so that an operator never emits into an unopened one.
   for (size_t i = operators_.size(); i-- > 0;) {
-    EDDY_RETURN_NOT_OK(operators_[i]->Open().WithContext(name_ + ": " + contexts_[i]->operator_name));
+    EDDY_RETURN_NOT_OK(
+        operators_[i]->Open().WithContext(name_ + ": " + contexts_[i]->operator_name));
   }
   return Status::Ok();
 }
@@ -158,8 +163,10 @@ std::chrono::steady_clock::time_point Task::NextWake() {
     wake = std::min(wake, now + std::chrono::milliseconds(std::max<int64_t>(0, delta)));
   }
   if (next_flush_ms_ != INT64_MAX) {
-    int64_t steady_ms = std::chrono::duration_cast<std::chrono::milliseconds>(now.time_since_epoch()).count();
-    wake = std::min(wake, now + std::chrono::milliseconds(std::max<int64_t>(0, next_flush_ms_ - steady_ms)));
+    int64_t steady_ms =
+        std::chrono::duration_cast<std::chrono::milliseconds>(now.time_since_epoch()).count();
+    wake = std::min(
+        wake, now + std::chrono::milliseconds(std::max<int64_t>(0, next_flush_ms_ - steady_ms)));
   }
   return wake;
 }
@@ -184,7 +191,8 @@ Status Task::RunSource() {
     if (s == InputStatus::kNothingAvailable) {
       next_flush_ms_ = 0;  // idle: push out whatever is buffered
       FlushOutputs();
-      auto wake = std::min(NextWake(), std::chrono::steady_clock::now() + std::chrono::milliseconds(1));
+      auto wake =
+          std::min(NextWake(), std::chrono::steady_clock::now() + std::chrono::milliseconds(1));
       std::this_thread::sleep_until(wake);
     } else if (next_flush_ms_ == INT64_MAX) {
       next_flush_ms_ = 0;
@@ -260,10 +268,13 @@ Status Task::ProcessBuffer(int channel, NetworkBuffer* b) {
   metrics_.bytes_in.fetch_add(b->size, std::memory_order_relaxed);
   b->Recycle();
   metrics_.records_in.fetch_add(records, std::memory_order_relaxed);
-  if (!ok) return Status::ParseError(name_ + ": corrupt frame on input channel " + std::to_string(channel));
+  if (!ok)
+    return Status::ParseError(name_ + ": corrupt frame on input channel " +
+                              std::to_string(channel));
   if (bad > 0) {
     uint64_t total_bad = metrics_.bad_records.fetch_add(bad) + bad;
-    if (options_.max_bad_records >= 0 && total_bad > static_cast<uint64_t>(options_.max_bad_records)) {
+    if (options_.max_bad_records >= 0 &&
+        total_bad > static_cast<uint64_t>(options_.max_bad_records)) {
       return Status::ParseError(name_ + ": " + std::to_string(total_bad) +
                                 " undecodable records exceed the limit");
     }

@@ -2,8 +2,8 @@
 
 namespace eddy {
 
-/// Incremental aggregation with an accumulator (Flink's AggregateFunction). Merge is used by merging
-/// (session) windows. Implementations must be cheap to copy or be held by pointer.
+/// Incremental aggregation with an accumulator (Flink's AggregateFunction). Merge is used by
+/// merging (session) windows. Implementations must be cheap to copy or be held by pointer.
 template <class IN, class ACC, class OUT>
 class AggregateFunction {
  public:

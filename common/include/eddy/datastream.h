@@ -49,11 +49,16 @@ template <class T>
 SelectorFactory PlainSelectors() {
   return [](PartitionerKind k, int) -> std::unique_ptr<ChannelSelectorBase> {
     switch (k) {
-      case PartitionerKind::kForward: return std::make_unique<ForwardSelector<T>>();
-      case PartitionerKind::kShuffle: return std::make_unique<ShuffleSelector<T>>();
-      case PartitionerKind::kBroadcast: return std::make_unique<BroadcastSelector<T>>();
-      case PartitionerKind::kGlobal: return std::make_unique<GlobalSelector<T>>();
-      default: return std::make_unique<RoundRobinSelector<T>>();
+      case PartitionerKind::kForward:
+        return std::make_unique<ForwardSelector<T>>();
+      case PartitionerKind::kShuffle:
+        return std::make_unique<ShuffleSelector<T>>();
+      case PartitionerKind::kBroadcast:
+        return std::make_unique<BroadcastSelector<T>>();
+      case PartitionerKind::kGlobal:
+        return std::make_unique<GlobalSelector<T>>();
+      default:
+        return std::make_unique<RoundRobinSelector<T>>();
     }
   };
 }
@@ -139,13 +144,34 @@ class DataStream {
   }
 
   // ---- operator settings (apply to the operator that produced this stream) ----
-  DataStream& Name(std::string name) { node().name = std::move(name); return *this; }
-  DataStream& Uid(std::string uid) { node().uid = std::move(uid); return *this; }
-  DataStream& SetParallelism(int p) { node().parallelism = p; return *this; }
-  DataStream& SetMaxParallelism(int p) { node().max_parallelism = p; return *this; }
-  DataStream& SlotSharingGroup(std::string g) { node().slot_sharing_group = std::move(g); return *this; }
-  DataStream& DisableChaining() { node().chaining = ChainingStrategy::kNever; return *this; }
-  DataStream& StartNewChain() { node().chaining = ChainingStrategy::kHead; return *this; }
+  DataStream& Name(std::string name) {
+    node().name = std::move(name);
+    return *this;
+  }
+  DataStream& Uid(std::string uid) {
+    node().uid = std::move(uid);
+    return *this;
+  }
+  DataStream& SetParallelism(int p) {
+    node().parallelism = p;
+    return *this;
+  }
+  DataStream& SetMaxParallelism(int p) {
+    node().max_parallelism = p;
+    return *this;
+  }
+  DataStream& SlotSharingGroup(std::string g) {
+    node().slot_sharing_group = std::move(g);
+    return *this;
+  }
+  DataStream& DisableChaining() {
+    node().chaining = ChainingStrategy::kNever;
+    return *this;
+  }
+  DataStream& StartNewChain() {
+    node().chaining = ChainingStrategy::kHead;
+    return *this;
+  }
   /// Row streams: sets the schema downstream operators and sinks see.
   DataStream& WithSchema(SchemaPtr schema) {
     node().out_type = MakeTypeInfo<T>(std::move(schema));
@@ -155,12 +181,14 @@ class DataStream {
   // ---- transformations ----
   template <class F, class OUT = std::invoke_result_t<F&, const T&>>
   DataStream<OUT> Map(F f, std::string name = "Map") {
-    return Transform<OUT>(std::move(name), [f] { return std::make_unique<MapOperator<T, OUT, F>>(f); });
+    return Transform<OUT>(std::move(name),
+                          [f] { return std::make_unique<MapOperator<T, OUT, F>>(f); });
   }
   template <class OUT>
   DataStream<OUT> Map(std::shared_ptr<MapFunction<T, OUT>> f, std::string name = "Map") {
     using P = std::shared_ptr<MapFunction<T, OUT>>;
-    return Transform<OUT>(std::move(name), [f] { return std::make_unique<MapOperator<T, OUT, P>>(f); });
+    return Transform<OUT>(std::move(name),
+                          [f] { return std::make_unique<MapOperator<T, OUT, P>>(f); });
   }
   template <class OUT, class F>
   DataStream<OUT> FlatMap(F f, std::string name = "FlatMap") {
@@ -185,9 +213,8 @@ class DataStream {
   KeyedStream<T, K> KeyBySelector(std::shared_ptr<const KeySelector<T>> selector) const;
 
   DataStream<T> AssignTimestampsAndWatermarks(WatermarkStrategy<T> s) {
-    return Transform<T>("Timestamps/Watermarks", [s] {
-      return std::make_unique<TimestampsAndWatermarksOperator<T>>(s);
-    });
+    return Transform<T>("Timestamps/Watermarks",
+                        [s] { return std::make_unique<TimestampsAndWatermarksOperator<T>>(s); });
   }
   /// Merges streams of the same type (Flink's union); any number of them.
   DataStream<T> Union(std::initializer_list<DataStream<T>> others) const {
@@ -224,7 +251,8 @@ class DataStream {
       n.side_types[tag.id()] = MakeTypeInfo<S>(RowSchemaOf<S>());
       n.side_names[tag.id()] = tag.name();
     }
-    return DataStream<S>(env_, {StreamInput{n.id, tag.id(), PartitionerKind::kForward, true, PlainSelectors<S>()}});
+    return DataStream<S>(
+        env_, {StreamInput{n.id, tag.id(), PartitionerKind::kForward, true, PlainSelectors<S>()}});
   }
   /// Declares a Row side output with its schema (job spec).
   DataStream<T> DeclareSideOutput(int tag, std::string name, TypeInfoPtr type) const {
@@ -233,7 +261,8 @@ class DataStream {
     return *this;
   }
   DataStream<T> SideOutputStream(int tag) const {
-    return DataStream<T>(env_, {StreamInput{node().id, tag, PartitionerKind::kForward, true, PlainSelectors<T>()}});
+    return DataStream<T>(
+        env_, {StreamInput{node().id, tag, PartitionerKind::kForward, true, PlainSelectors<T>()}});
   }
 
   // ---- partitioning ----
@@ -251,7 +280,8 @@ class DataStream {
     for (auto& in : ins) {
       in.kind = PartitionerKind::kCustom;
       in.is_default = false;
-      in.selector = [partitioner, key_fn](PartitionerKind, int) -> std::unique_ptr<ChannelSelectorBase> {
+      in.selector = [partitioner, key_fn](PartitionerKind,
+                                          int) -> std::unique_ptr<ChannelSelectorBase> {
         return std::make_unique<CustomSelector<T, K, KF, PF>>(key_fn, partitioner);
       };
     }
@@ -269,7 +299,8 @@ class DataStream {
   /// A sink from a per-subtask SinkFunction factory.
   DataStream<T> Sink(std::string name, std::function<std::shared_ptr<SinkFunction<T>>()> make) {
     using P = std::shared_ptr<SinkFunction<T>>;
-    auto s = Transform<T>(std::move(name), [make] { return std::make_unique<SinkOperator<T, P>>(make()); });
+    auto s = Transform<T>(std::move(name),
+                          [make] { return std::make_unique<SinkOperator<T, P>>(make()); });
     s.node().is_sink = true;
     return s;
   }
@@ -293,7 +324,8 @@ class DataStream {
     n.factory = std::move(factory);
     NodeId id = env_->graph().AddNode(std::move(n));
     ConnectTo(id, 0);
-    return DataStream<OUT>(env_, {StreamInput{id, 0, PartitionerKind::kForward, true, PlainSelectors<OUT>()}});
+    return DataStream<OUT>(
+        env_, {StreamInput{id, 0, PartitionerKind::kForward, true, PlainSelectors<OUT>()}});
   }
   /// Adds edges from every input of this stream to `target`'s input `index`.
   void ConnectTo(NodeId target, int index) const {
@@ -356,7 +388,8 @@ DataStream<T> StreamExecutionEnvironment::FromSource(
   n.out_type = std::move(type);
   n.factory = [make_reader] { return std::make_unique<ReaderSourceOperator<T>>(make_reader()); };
   NodeId id = graph_.AddNode(std::move(n));
-  return DataStream<T>(this, {StreamInput{id, 0, PartitionerKind::kForward, true, PlainSelectors<T>()}});
+  return DataStream<T>(this,
+                       {StreamInput{id, 0, PartitionerKind::kForward, true, PlainSelectors<T>()}});
 }
 
 inline DataStream<std::string> StreamExecutionEnvironment::ReadTextFile(const std::string& path) {
@@ -365,9 +398,9 @@ inline DataStream<std::string> StreamExecutionEnvironment::ReadTextFile(const st
 }
 inline DataStream<std::string> StreamExecutionEnvironment::SocketTextStream(const std::string& host,
                                                                             int port) {
-  return FromSource<std::string>([host, port] { return std::make_unique<SocketTextReader>(host, port); },
-                                 "Socket(" + host + ":" + std::to_string(port) + ")", MakeTypeInfo<std::string>(),
-                                 1);
+  return FromSource<std::string>(
+      [host, port] { return std::make_unique<SocketTextReader>(host, port); },
+      "Socket(" + host + ":" + std::to_string(port) + ")", MakeTypeInfo<std::string>(), 1);
 }
 
 /// A stream partitioned by key (Flink's KeyedStream): state and timers are per key.
@@ -402,39 +435,50 @@ class KeyedStream {
   template <class F>
   DataStream<T> Reduce(F f, std::string name = "Reduce") const {
     auto rf = std::make_shared<LambdaReduceFunction<T, F>>(std::move(f));
-    return TransformKeyed<T, GroupedReduceOperator<T>>(std::move(name), [rf] {
-      return std::make_unique<GroupedReduceOperator<T>>(rf);
-    });
+    return TransformKeyed<T, GroupedReduceOperator<T>>(
+        std::move(name), [rf] { return std::make_unique<GroupedReduceOperator<T>>(rf); });
   }
   /// Rolling sum/min/max of a numeric member; other members come from the first element (Flink).
   template <class P>  // P = pointer to a member of T, e.g. &Reading::temperature
   DataStream<T> Sum(P field) const {
-    return Reduce([field](const T& acc, const T& v) { T r = acc; r.*field += v.*field; return r; }, "Sum");
+    return Reduce(
+        [field](const T& acc, const T& v) {
+          T r = acc;
+          r.*field += v.*field;
+          return r;
+        },
+        "Sum");
   }
   template <class P>  // P = pointer to a member of T, e.g. &Reading::temperature
   DataStream<T> Max(P field) const {
-    return Reduce([field](const T& acc, const T& v) {
-      T r = acc;
-      if (v.*field > r.*field) r.*field = v.*field;
-      return r;
-    }, "Max");
+    return Reduce(
+        [field](const T& acc, const T& v) {
+          T r = acc;
+          if (v.*field > r.*field) r.*field = v.*field;
+          return r;
+        },
+        "Max");
   }
   template <class P>  // P = pointer to a member of T, e.g. &Reading::temperature
   DataStream<T> Min(P field) const {
-    return Reduce([field](const T& acc, const T& v) {
-      T r = acc;
-      if (v.*field < r.*field) r.*field = v.*field;
-      return r;
-    }, "Min");
+    return Reduce(
+        [field](const T& acc, const T& v) {
+          T r = acc;
+          if (v.*field < r.*field) r.*field = v.*field;
+          return r;
+        },
+        "Min");
   }
   /// Rolling maxBy/minBy: the whole element holding the extreme value (first one on ties).
   template <class P>  // P = pointer to a member of T, e.g. &Reading::temperature
   DataStream<T> MaxBy(P field) const {
-    return Reduce([field](const T& acc, const T& v) { return v.*field > acc.*field ? v : acc; }, "MaxBy");
+    return Reduce([field](const T& acc, const T& v) { return v.*field > acc.*field ? v : acc; },
+                  "MaxBy");
   }
   template <class P>  // P = pointer to a member of T, e.g. &Reading::temperature
   DataStream<T> MinBy(P field) const {
-    return Reduce([field](const T& acc, const T& v) { return v.*field < acc.*field ? v : acc; }, "MinBy");
+    return Reduce([field](const T& acc, const T& v) { return v.*field < acc.*field ? v : acc; },
+                  "MinBy");
   }
   WindowedStream<T, K> Window(std::shared_ptr<const WindowAssigner<T>> assigner) const;
   /// countWindow(size): tumbling count windows per key.
@@ -471,12 +515,13 @@ KeyedStream<T, K> DataStream<T>::KeyBy(F key_fn) const {
 }
 template <class T>
 template <class K>
-KeyedStream<T, K> DataStream<T>::KeyBySelector(std::shared_ptr<const KeySelector<T>> selector) const {
+KeyedStream<T, K> DataStream<T>::KeyBySelector(
+    std::shared_ptr<const KeySelector<T>> selector) const {
   return KeyedStream<T, K>(*this, std::move(selector));
 }
 
 }  // namespace eddy
 
-#include "eddy/windowed_stream.h"  // IWYU pragma: export
 #include "eddy/connected_streams.h"  // IWYU pragma: export
-#include "eddy/joins.h"  // IWYU pragma: export
+#include "eddy/joins.h"              // IWYU pragma: export
+#include "eddy/windowed_stream.h"    // IWYU pragma: export

@@ -47,17 +47,24 @@ class RuntimeContext {
 
   /// Keyed state; only on keyed streams (after keyBy).
   template <class V>
-  ValueState<V>* GetState(const ValueStateDescriptor<V>& d) { return Keyed()->GetValueState(d); }
+  ValueState<V>* GetState(const ValueStateDescriptor<V>& d) {
+    return Keyed()->GetValueState(d);
+  }
   template <class V>
-  ListState<V>* GetListState(const ListStateDescriptor<V>& d) { return Keyed()->GetListState(d); }
+  ListState<V>* GetListState(const ListStateDescriptor<V>& d) {
+    return Keyed()->GetListState(d);
+  }
   template <class K, class V>
-  MapState<K, V>* GetMapState(const MapStateDescriptor<K, V>& d) { return Keyed()->GetMapState(d); }
+  MapState<K, V>* GetMapState(const MapStateDescriptor<K, V>& d) {
+    return Keyed()->GetMapState(d);
+  }
   template <class V>
   ReducingState<V>* GetReducingState(const ReducingStateDescriptor<V>& d) {
     return Keyed()->GetReducingState(d);
   }
   template <class IN, class ACC, class OUT>
-  AggregatingState<IN, OUT>* GetAggregatingState(const AggregatingStateDescriptor<IN, ACC, OUT>& d) {
+  AggregatingState<IN, OUT>* GetAggregatingState(
+      const AggregatingStateDescriptor<IN, ACC, OUT>& d) {
     return Keyed()->GetAggregatingState(d);
   }
   /// Operator (non-keyed) list state: even-split redistribution on rescale.
@@ -71,7 +78,9 @@ class RuntimeContext {
   bool has_keyed_state() const { return ctx_->keyed_backend != nullptr; }
 
  private:
-  HeapKeyedStateBackend* Keyed() { return static_cast<HeapKeyedStateBackend*>(ctx_->keyed_backend); }
+  HeapKeyedStateBackend* Keyed() {
+    return static_cast<HeapKeyedStateBackend*>(ctx_->keyed_backend);
+  }
   OperatorContext* ctx_;
 };
 
@@ -121,7 +130,9 @@ class TimerService {
   void RegisterProcessingTimeTimer(Timestamp t) {
     t_->RegisterProcessingTimeTimer(Namespace::Void(), t);
   }
-  void DeleteProcessingTimeTimer(Timestamp t) { t_->DeleteProcessingTimeTimer(Namespace::Void(), t); }
+  void DeleteProcessingTimeTimer(Timestamp t) {
+    t_->DeleteProcessingTimeTimer(Namespace::Void(), t);
+  }
 
  private:
   InternalTimerService* t_;

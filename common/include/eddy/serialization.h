@@ -34,7 +34,9 @@ class ByteWriter {
     out_.append(buf, n);
   }
   /// Zig-zag varint: small magnitudes take few bytes whatever the sign.
-  void PutVarI64(int64_t v) { PutVarU64((static_cast<uint64_t>(v) << 1) ^ static_cast<uint64_t>(v >> 63)); }
+  void PutVarI64(int64_t v) {
+    PutVarU64((static_cast<uint64_t>(v) << 1) ^ static_cast<uint64_t>(v >> 63));
+  }
   void PutFixed64(uint64_t v) { out_.append(reinterpret_cast<const char*>(&v), 8); }
   void PutDouble(double d) {
     uint64_t bits;
@@ -171,10 +173,12 @@ struct Serializer<std::pair<A, B>> {
 template <class... Ts>
 struct Serializer<std::tuple<Ts...>> {
   static void Write(const std::tuple<Ts...>& v, ByteWriter& w) {
-    std::apply([&](const auto&... e) { (Serializer<std::decay_t<decltype(e)>>::Write(e, w), ...); }, v);
+    std::apply([&](const auto&... e) { (Serializer<std::decay_t<decltype(e)>>::Write(e, w), ...); },
+               v);
   }
   static bool Read(ByteReader& r, std::tuple<Ts...>& v) {
-    return std::apply([&](auto&... e) { return (Serializer<std::decay_t<decltype(e)>>::Read(r, e) && ...); }, v);
+    return std::apply(
+        [&](auto&... e) { return (Serializer<std::decay_t<decltype(e)>>::Read(r, e) && ...); }, v);
   }
 };
 template <class T>
@@ -233,7 +237,8 @@ struct Serializer<std::variant<Ts...>> {
      ...);
   }
   template <size_t... Is>
-  static bool ReadAt(ByteReader& r, std::variant<Ts...>& v, uint64_t i, std::index_sequence<Is...>) {
+  static bool ReadAt(ByteReader& r, std::variant<Ts...>& v, uint64_t i,
+                     std::index_sequence<Is...>) {
     bool ok = false;
     ((i == Is ? (ok = ReadOne<Is>(r, v), true) : false) || ...);
     return ok;
@@ -258,7 +263,7 @@ std::string FormatValue(const T& v) {
     return s;
   } else if constexpr (std::is_same_v<T, bool>) {
     return v ? "true" : "false";
-  } else if constexpr (requires(std::ostream& os) { os << v; }) {
+  } else if constexpr (requires(std::ostream & os) { os << v; }) {
     std::ostringstream os;
     os << v;
     return os.str();
@@ -270,7 +275,8 @@ std::string FormatValue(const T& v) {
 }  // namespace eddy
 
 #define EDDY_SER_WRITE_FIELD(f) ::eddy::Serializer<std::decay_t<decltype(v.f)>>::Write(v.f, w);
-#define EDDY_SER_READ_FIELD(f) ok = ok && ::eddy::Serializer<std::decay_t<decltype(v.f)>>::Read(r, v.f);
+#define EDDY_SER_READ_FIELD(f) \
+  ok = ok && ::eddy::Serializer<std::decay_t<decltype(v.f)>>::Read(r, v.f);
 #define EDDY_FOR_EACH_1(m, a) m(a)
 #define EDDY_FOR_EACH_2(m, a, ...) m(a) EDDY_FOR_EACH_1(m, __VA_ARGS__)
 #define EDDY_FOR_EACH_3(m, a, ...) m(a) EDDY_FOR_EACH_2(m, __VA_ARGS__)
@@ -280,21 +286,22 @@ std::string FormatValue(const T& v) {
 #define EDDY_FOR_EACH_7(m, a, ...) m(a) EDDY_FOR_EACH_6(m, __VA_ARGS__)
 #define EDDY_FOR_EACH_8(m, a, ...) m(a) EDDY_FOR_EACH_7(m, __VA_ARGS__)
 #define EDDY_GET_MACRO(_1, _2, _3, _4, _5, _6, _7, _8, NAME, ...) NAME
-#define EDDY_FOR_EACH(m, ...)                                                                   \
+#define EDDY_FOR_EACH(m, ...)                                                                     \
   EDDY_GET_MACRO(__VA_ARGS__, EDDY_FOR_EACH_8, EDDY_FOR_EACH_7, EDDY_FOR_EACH_6, EDDY_FOR_EACH_5, \
-                 EDDY_FOR_EACH_4, EDDY_FOR_EACH_3, EDDY_FOR_EACH_2, EDDY_FOR_EACH_1)(m, __VA_ARGS__)
+                 EDDY_FOR_EACH_4, EDDY_FOR_EACH_3, EDDY_FOR_EACH_2, EDDY_FOR_EACH_1)              \
+  (m, __VA_ARGS__)
 
 /// Declares a field-by-field Serializer for an aggregate type (up to 8 fields), at global scope:
 /// `EDDY_SERIALIZABLE(SensorReading, id, timestamp, temperature)`.
-#define EDDY_SERIALIZABLE(Type, ...)                                  \
-  template <>                                                         \
-  struct eddy::Serializer<Type> {                                     \
-    static void Write(const Type& v, ::eddy::ByteWriter& w) {         \
-      EDDY_FOR_EACH(EDDY_SER_WRITE_FIELD, __VA_ARGS__)                \
-    }                                                                 \
-    static bool Read(::eddy::ByteReader& r, Type& v) {                \
-      bool ok = true;                                                 \
-      EDDY_FOR_EACH(EDDY_SER_READ_FIELD, __VA_ARGS__)                 \
-      return ok;                                                      \
-    }                                                                 \
+#define EDDY_SERIALIZABLE(Type, ...)                          \
+  template <>                                                 \
+  struct eddy::Serializer<Type> {                             \
+    static void Write(const Type& v, ::eddy::ByteWriter& w) { \
+      EDDY_FOR_EACH(EDDY_SER_WRITE_FIELD, __VA_ARGS__)        \
+    }                                                         \
+    static bool Read(::eddy::ByteReader& r, Type& v) {        \
+      bool ok = true;                                         \
+      EDDY_FOR_EACH(EDDY_SER_READ_FIELD, __VA_ARGS__)         \
+      return ok;                                              \
+    }                                                         \
   }

@@ -12,8 +12,8 @@
 
 namespace eddy {
 
-/// Serializes whole lines to a FILE* shared by several sink subtasks so that lines never interleave.
-/// Threading: any thread; one lock per write of a batch of lines.
+/// Serializes whole lines to a FILE* shared by several sink subtasks so that lines never
+/// interleave. Threading: any thread; one lock per write of a batch of lines.
 class LineWriter {
  public:
   static LineWriter& Stdout();

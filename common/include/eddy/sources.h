@@ -35,7 +35,8 @@ class SourceReader {
 template <class T>
 class ReaderSourceOperator final : public SourceOperator<T> {
  public:
-  explicit ReaderSourceOperator(std::unique_ptr<SourceReader<T>> reader) : reader_(std::move(reader)) {}
+  explicit ReaderSourceOperator(std::unique_ptr<SourceReader<T>> reader)
+      : reader_(std::move(reader)) {}
   Status Open() override { return reader_->Open(*this->ctx_); }
   InputStatus PollNext() override {
     if (ended_) return InputStatus::kEndOfInput;

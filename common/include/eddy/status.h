@@ -34,7 +34,9 @@ class [[nodiscard]] Status {
   Status(StatusCode code, std::string message) : code_(code), message_(std::move(message)) {}
 
   static Status Ok() { return {}; }
-  static Status InvalidArgument(std::string m) { return {StatusCode::kInvalidArgument, std::move(m)}; }
+  static Status InvalidArgument(std::string m) {
+    return {StatusCode::kInvalidArgument, std::move(m)};
+  }
   static Status ParseError(std::string m) { return {StatusCode::kParseError, std::move(m)}; }
   static Status NotFound(std::string m) { return {StatusCode::kNotFound, std::move(m)}; }
   static Status AlreadyExists(std::string m) { return {StatusCode::kAlreadyExists, std::move(m)}; }
@@ -67,7 +69,7 @@ class [[nodiscard]] Status {
 template <class T>
 class [[nodiscard]] Result {
  public:
-  Result(T value) : v_(std::move(value)) {}  // NOLINT(google-explicit-constructor)
+  Result(T value) : v_(std::move(value)) {}         // NOLINT(google-explicit-constructor)
   Result(Status status) : v_(std::move(status)) {}  // NOLINT(google-explicit-constructor)
 
   bool ok() const { return std::holds_alternative<T>(v_); }
@@ -94,10 +96,10 @@ class [[nodiscard]] Result {
 #define EDDY_CONCAT(a, b) EDDY_CONCAT_INNER(a, b)
 
 /// Returns the Status from the enclosing function if `expr` is not ok.
-#define EDDY_RETURN_NOT_OK(expr)                \
-  do {                                          \
-    ::eddy::Status _st = (expr);                \
-    if (!_st.ok()) return _st;                  \
+#define EDDY_RETURN_NOT_OK(expr) \
+  do {                           \
+    ::eddy::Status _st = (expr); \
+    if (!_st.ok()) return _st;   \
   } while (false)
 
 #define EDDY_ASSIGN_OR_RETURN_IMPL(tmp, lhs, rexpr) \

@@ -30,12 +30,36 @@ class Value {
  public:
   Value() : i_(0) {}
   static Value Null() { return Value(); }
-  static Value Bool(bool b) { Value v; v.SetBool(b); return v; }
-  static Value Int(int64_t i) { Value v; v.SetInt(i); return v; }
-  static Value Double(double d) { Value v; v.SetDouble(d); return v; }
-  static Value String(std::string_view s) { Value v; v.SetString(s); return v; }
-  static Value Time(int64_t ms) { Value v; v.SetTimestamp(ms); return v; }
-  static Value Bytes(std::string_view s) { Value v; v.SetBytes(s); return v; }
+  static Value Bool(bool b) {
+    Value v;
+    v.SetBool(b);
+    return v;
+  }
+  static Value Int(int64_t i) {
+    Value v;
+    v.SetInt(i);
+    return v;
+  }
+  static Value Double(double d) {
+    Value v;
+    v.SetDouble(d);
+    return v;
+  }
+  static Value String(std::string_view s) {
+    Value v;
+    v.SetString(s);
+    return v;
+  }
+  static Value Time(int64_t ms) {
+    Value v;
+    v.SetTimestamp(ms);
+    return v;
+  }
+  static Value Bytes(std::string_view s) {
+    Value v;
+    v.SetBytes(s);
+    return v;
+  }
 
   DataType type() const { return type_; }
   bool is_null() const { return type_ == DataType::kNull; }
@@ -53,13 +77,34 @@ class Value {
   int64_t AsInt() const;
 
   void SetNull() { type_ = DataType::kNull; }
-  void SetBool(bool b) { type_ = DataType::kBool; b_ = b; }
-  void SetInt(int64_t i) { type_ = DataType::kInt64; i_ = i; }
-  void SetDouble(double d) { type_ = DataType::kDouble; d_ = d; }
-  void SetTimestamp(int64_t ms) { type_ = DataType::kTimestamp; i_ = ms; }
-  void SetString(std::string_view s) { type_ = DataType::kString; s_.assign(s.data(), s.size()); }
-  void SetBytes(std::string_view s) { type_ = DataType::kBytes; s_.assign(s.data(), s.size()); }
-  std::string& MutableString() { type_ = DataType::kString; return s_; }
+  void SetBool(bool b) {
+    type_ = DataType::kBool;
+    b_ = b;
+  }
+  void SetInt(int64_t i) {
+    type_ = DataType::kInt64;
+    i_ = i;
+  }
+  void SetDouble(double d) {
+    type_ = DataType::kDouble;
+    d_ = d;
+  }
+  void SetTimestamp(int64_t ms) {
+    type_ = DataType::kTimestamp;
+    i_ = ms;
+  }
+  void SetString(std::string_view s) {
+    type_ = DataType::kString;
+    s_.assign(s.data(), s.size());
+  }
+  void SetBytes(std::string_view s) {
+    type_ = DataType::kBytes;
+    s_.assign(s.data(), s.size());
+  }
+  std::string& MutableString() {
+    type_ = DataType::kString;
+    return s_;
+  }
 
   /// Total order used by min/max/sort: null < bool < numbers (compared as numbers) < strings.
   int Compare(const Value& other) const;

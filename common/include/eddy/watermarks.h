@@ -48,7 +48,8 @@ template <class T>
 struct WatermarkStrategy {
   /// Extracts the event timestamp; nullptr keeps the timestamp the record already has.
   std::function<Timestamp(const T&)> timestamp_assigner;
-  /// Creates one generator per subtask; nullptr = no watermarks (only the final one at end of input).
+  /// Creates one generator per subtask; nullptr = no watermarks (only the final one at end of
+  /// input).
   std::function<std::unique_ptr<WatermarkGenerator<T>>()> generator;
   /// Periodic emission interval (Flink's autoWatermarkInterval, default 200 ms). 0 = ask the
   /// generator after every event, which makes results independent of timing (tests, examples).
@@ -63,7 +64,9 @@ struct WatermarkStrategy {
     };
     return s;
   }
-  static WatermarkStrategy ForMonotonousTimestamps() { return ForBoundedOutOfOrderness(Duration()); }
+  static WatermarkStrategy ForMonotonousTimestamps() {
+    return ForBoundedOutOfOrderness(Duration());
+  }
   static WatermarkStrategy NoWatermarks() { return {}; }
   static WatermarkStrategy ForGenerator(std::function<std::unique_ptr<WatermarkGenerator<T>>()> g) {
     WatermarkStrategy s;
@@ -90,7 +93,8 @@ struct WatermarkStrategy {
 /// Assigns timestamps and generates watermarks mid-stream (usually chained to the source).
 /// Upstream watermarks are ignored except the final Max at end of input (as in Flink).
 template <class T>
-class TimestampsAndWatermarksOperator final : public OneInputOperator<T, T>, private WatermarkOutput {
+class TimestampsAndWatermarksOperator final : public OneInputOperator<T, T>,
+                                              private WatermarkOutput {
  public:
   explicit TimestampsAndWatermarksOperator(WatermarkStrategy<T> s) : strategy_(std::move(s)) {}
 

@@ -42,7 +42,8 @@ class ReduceAggregate final : public AggregateFunction<T, std::optional<T>, T> {
 template <class T, class K>
 class WindowedStream {
  public:
-  WindowedStream(KeyedStream<T, K> keyed, std::shared_ptr<const WindowAssigner<T>> assigner, bool all)
+  WindowedStream(KeyedStream<T, K> keyed, std::shared_ptr<const WindowAssigner<T>> assigner,
+                 bool all)
       : keyed_(std::move(keyed)), assigner_(std::move(assigner)), all_(all) {}
 
   WindowedStream& Trigger(std::function<std::unique_ptr<eddy::Trigger<T>>()> make) {
@@ -82,15 +83,17 @@ class WindowedStream {
       auto fn = [agg] { return std::make_shared<AggregateOverList<ACC, OUT>>(agg); };
       return Process<OUT>(fn, what, out_type);
     }
-    return Build<OUT>(what, [agg] {
-      return std::make_unique<AggregatingContents<T, ACC, OUT, OUT>>(agg, nullptr);
-    }, out_type);
+    return Build<OUT>(
+        what,
+        [agg] { return std::make_unique<AggregatingContents<T, ACC, OUT, OUT>>(agg, nullptr); },
+        out_type);
   }
   /// Incremental aggregation whose result is passed to a ProcessWindowFunction (window metadata).
   template <class ACC, class MID, class OUT>
-  DataStream<OUT> Aggregate(std::shared_ptr<const AggregateFunction<T, ACC, MID>> agg,
-                            std::function<std::shared_ptr<ProcessWindowFunction<MID, OUT>>()> make_fn,
-                            std::string what = "aggregate+process", TypeInfoPtr out_type = nullptr) {
+  DataStream<OUT> Aggregate(
+      std::shared_ptr<const AggregateFunction<T, ACC, MID>> agg,
+      std::function<std::shared_ptr<ProcessWindowFunction<MID, OUT>>()> make_fn,
+      std::string what = "aggregate+process", TypeInfoPtr out_type = nullptr) {
     return AggregateWith<ACC, MID, OUT>([agg] { return agg; }, std::move(make_fn), std::move(what),
                                         std::move(out_type));
   }
@@ -100,24 +103,31 @@ class WindowedStream {
       std::function<std::shared_ptr<const AggregateFunction<T, ACC, MID>>()> make_agg,
       std::function<std::shared_ptr<ProcessWindowFunction<MID, OUT>>()> make_fn, std::string what,
       TypeInfoPtr out_type = nullptr) {
-    return Build<OUT>(what, [make_agg, make_fn] {
-      return std::make_unique<AggregatingContents<T, ACC, MID, OUT>>(make_agg(), make_fn());
-    }, out_type);
+    return Build<OUT>(
+        what,
+        [make_agg, make_fn] {
+          return std::make_unique<AggregatingContents<T, ACC, MID, OUT>>(make_agg(), make_fn());
+        },
+        out_type);
   }
   template <class OUT>
   DataStream<OUT> Process(std::function<std::shared_ptr<ProcessWindowFunction<T, OUT>>()> make_fn,
                           std::string what = "process", TypeInfoPtr out_type = nullptr) {
     auto ev = evictor_;
-    return Build<OUT>(what, [make_fn, ev] {
-      return std::make_unique<ListContents<T, OUT>>(make_fn(), ev ? ev() : nullptr);
-    }, out_type);
+    return Build<OUT>(
+        what,
+        [make_fn, ev] {
+          return std::make_unique<ListContents<T, OUT>>(make_fn(), ev ? ev() : nullptr);
+        },
+        out_type);
   }
 
  private:
   template <class ACC, class OUT>
   class AggregateOverList final : public ProcessWindowFunction<T, OUT> {
    public:
-    explicit AggregateOverList(std::shared_ptr<const AggregateFunction<T, ACC, OUT>> agg) : agg_(std::move(agg)) {}
+    explicit AggregateOverList(std::shared_ptr<const AggregateFunction<T, ACC, OUT>> agg)
+        : agg_(std::move(agg)) {}
     void Process(WindowContext&, const std::vector<T>& elements, Collector<OUT>& out) override {
       ACC acc = agg_->CreateAccumulator();
       for (const auto& e : elements) agg_->Add(e, acc);
@@ -142,7 +152,8 @@ class WindowedStream {
     if (trigger_) name += ", " + trigger_()->name();
     name += ", " + what + ")";
     auto out = keyed_.template TransformKeyed<OUT, WindowOperator<T, OUT>>(
-        name, [spec] { return std::make_unique<WindowOperator<T, OUT>>(spec); }, std::move(out_type));
+        name, [spec] { return std::make_unique<WindowOperator<T, OUT>>(spec); },
+        std::move(out_type));
     if (all_) out.SetParallelism(1).SetMaxParallelism(1);
     if (late_tag_ != 0) out.DeclareSideOutput(late_tag_, late_name_, keyed_.input().type());
     return out;
@@ -165,7 +176,9 @@ WindowedStream<T, K> KeyedStream<T, K>::Window(std::shared_ptr<const WindowAssig
 template <class T, class K>
 WindowedStream<T, K> KeyedStream<T, K>::CountWindow(int64_t size) const {
   WindowedStream<T, K> w(*this, std::make_shared<GlobalWindows<T>>(), false);
-  w.Trigger([size] { return std::make_unique<PurgingTrigger<T>>(std::make_unique<CountTrigger<T>>(size)); });
+  w.Trigger([size] {
+    return std::make_unique<PurgingTrigger<T>>(std::make_unique<CountTrigger<T>>(size));
+  });
   return w;
 }
 template <class T, class K>
@@ -182,11 +195,13 @@ WindowedStream<T, int64_t> DataStream<T>::WindowAll(std::shared_ptr<const Window
 }
 
 template <class T>
-std::shared_ptr<const WindowAssigner<T>> TumblingEventTimeWindows(Duration size, Duration offset = {}) {
+std::shared_ptr<const WindowAssigner<T>> TumblingEventTimeWindows(Duration size,
+                                                                  Duration offset = {}) {
   return std::make_shared<TumblingWindows<T>>(size, offset, true);
 }
 template <class T>
-std::shared_ptr<const WindowAssigner<T>> TumblingProcessingTimeWindows(Duration size, Duration offset = {}) {
+std::shared_ptr<const WindowAssigner<T>> TumblingProcessingTimeWindows(Duration size,
+                                                                       Duration offset = {}) {
   return std::make_shared<TumblingWindows<T>>(size, offset, false);
 }
 template <class T>

@@ -20,7 +20,9 @@ struct Window {
     return {std::numeric_limits<int64_t>::min(), std::numeric_limits<int64_t>::max()};
   }
   /// The largest timestamp that still belongs to the window (end - 1).
-  Timestamp max_timestamp() const { return Timestamp(end == std::numeric_limits<int64_t>::max() ? end : end - 1); }
+  Timestamp max_timestamp() const {
+    return Timestamp(end == std::numeric_limits<int64_t>::max() ? end : end - 1);
+  }
   Namespace ns() const { return {start, end}; }
   static Window FromNamespace(Namespace n) { return {n.a, n.b}; }
   bool Intersects(const Window& o) const { return start <= o.end && end >= o.start; }
@@ -37,8 +39,12 @@ inline int64_t WindowStart(int64_t ts, int64_t offset, int64_t size) {
 }
 
 enum class TriggerResult : uint8_t { kContinue, kFire, kPurge, kFireAndPurge };
-inline bool IsFire(TriggerResult r) { return r == TriggerResult::kFire || r == TriggerResult::kFireAndPurge; }
-inline bool IsPurge(TriggerResult r) { return r == TriggerResult::kPurge || r == TriggerResult::kFireAndPurge; }
+inline bool IsFire(TriggerResult r) {
+  return r == TriggerResult::kFire || r == TriggerResult::kFireAndPurge;
+}
+inline bool IsPurge(TriggerResult r) {
+  return r == TriggerResult::kPurge || r == TriggerResult::kFireAndPurge;
+}
 
 /// What a trigger may do: look at time, set timers and keep per-window state.
 class TriggerContext {
@@ -62,7 +68,8 @@ template <class T>
 class Trigger {
  public:
   virtual ~Trigger() = default;
-  virtual TriggerResult OnElement(const T& v, Timestamp ts, const Window& w, TriggerContext& ctx) = 0;
+  virtual TriggerResult OnElement(const T& v, Timestamp ts, const Window& w,
+                                  TriggerContext& ctx) = 0;
   virtual TriggerResult OnEventTime(Timestamp time, const Window& w, TriggerContext& ctx) = 0;
   virtual TriggerResult OnProcessingTime(Timestamp time, const Window& w, TriggerContext& ctx) = 0;
   virtual bool CanMerge() const { return false; }
@@ -91,7 +98,9 @@ class EventTimeTrigger final : public Trigger<T> {
   void OnMerge(const Window& w, TriggerContext& ctx) override {
     if (w.max_timestamp() > ctx.current_watermark()) ctx.RegisterEventTimeTimer(w.max_timestamp());
   }
-  void Clear(const Window& w, TriggerContext& ctx) override { ctx.DeleteEventTimeTimer(w.max_timestamp()); }
+  void Clear(const Window& w, TriggerContext& ctx) override {
+    ctx.DeleteEventTimeTimer(w.max_timestamp());
+  }
   std::string name() const override { return "EventTimeTrigger"; }
 };
 
@@ -111,7 +120,8 @@ class ProcessingTimeTrigger final : public Trigger<T> {
   }
   bool CanMerge() const override { return true; }
   void OnMerge(const Window& w, TriggerContext& ctx) override {
-    if (w.max_timestamp() > ctx.current_processing_time()) ctx.RegisterProcessingTimeTimer(w.max_timestamp());
+    if (w.max_timestamp() > ctx.current_processing_time())
+      ctx.RegisterProcessingTimeTimer(w.max_timestamp());
   }
   void Clear(const Window& w, TriggerContext& ctx) override {
     ctx.DeleteProcessingTimeTimer(w.max_timestamp());
@@ -168,7 +178,9 @@ class PurgingTrigger final : public Trigger<T> {
   std::string name() const override { return "PurgingTrigger(" + inner_->name() + ")"; }
 
  private:
-  static TriggerResult Purge(TriggerResult r) { return IsFire(r) ? TriggerResult::kFireAndPurge : r; }
+  static TriggerResult Purge(TriggerResult r) {
+    return IsFire(r) ? TriggerResult::kFireAndPurge : r;
+  }
   std::unique_ptr<Trigger<T>> inner_;
 };
 
@@ -210,7 +222,9 @@ class ContinuousEventTimeTrigger final : public Trigger<T> {
     next->Clear();
     ctx.DeleteEventTimeTimer(w.max_timestamp());
   }
-  std::string name() const override { return "ContinuousEventTimeTrigger(" + std::to_string(interval_) + "ms)"; }
+  std::string name() const override {
+    return "ContinuousEventTimeTrigger(" + std::to_string(interval_) + "ms)";
+  }
 
  private:
   int64_t interval_;
@@ -290,7 +304,8 @@ class WindowAssigner {
  public:
   virtual ~WindowAssigner() = default;
   /// Appends the windows of an element with timestamp `ts` (processing time `now`) to `out`.
-  virtual void AssignWindows(const T& v, Timestamp ts, Timestamp now, std::vector<Window>& out) const = 0;
+  virtual void AssignWindows(const T& v, Timestamp ts, Timestamp now,
+                             std::vector<Window>& out) const = 0;
   virtual std::unique_ptr<Trigger<T>> DefaultTrigger() const = 0;
   virtual bool is_event_time() const = 0;
   virtual bool is_merging() const { return false; }
@@ -307,7 +322,8 @@ class TumblingWindows final : public WindowAssigner<T> {
  public:
   TumblingWindows(Duration size, Duration offset, bool event_time)
       : size_(size.millis()), offset_(offset.millis()), event_time_(event_time) {}
-  void AssignWindows(const T&, Timestamp ts, Timestamp now, std::vector<Window>& out) const override {
+  void AssignWindows(const T&, Timestamp ts, Timestamp now,
+                     std::vector<Window>& out) const override {
     int64_t t = event_time_ ? ts.millis() : now.millis();
     int64_t start = WindowStart(t, offset_, size_);
     out.push_back({start, start + size_});
@@ -318,7 +334,8 @@ class TumblingWindows final : public WindowAssigner<T> {
   }
   bool is_event_time() const override { return event_time_; }
   std::string name() const override {
-    return std::string(event_time_ ? "TumblingEventTimeWindows(" : "TumblingProcessingTimeWindows(") +
+    return std::string(event_time_ ? "TumblingEventTimeWindows("
+                                   : "TumblingProcessingTimeWindows(") +
            Duration::Millis(size_).ToString() + ")";
   }
 
@@ -331,11 +348,16 @@ template <class T>
 class SlidingWindows final : public WindowAssigner<T> {
  public:
   SlidingWindows(Duration size, Duration slide, Duration offset, bool event_time)
-      : size_(size.millis()), slide_(slide.millis()), offset_(offset.millis()), event_time_(event_time) {}
-  void AssignWindows(const T&, Timestamp ts, Timestamp now, std::vector<Window>& out) const override {
+      : size_(size.millis()),
+        slide_(slide.millis()),
+        offset_(offset.millis()),
+        event_time_(event_time) {}
+  void AssignWindows(const T&, Timestamp ts, Timestamp now,
+                     std::vector<Window>& out) const override {
     int64_t t = event_time_ ? ts.millis() : now.millis();
     int64_t last_start = WindowStart(t, offset_, slide_);
-    for (int64_t start = last_start; start > t - size_; start -= slide_) out.push_back({start, start + size_});
+    for (int64_t start = last_start; start > t - size_; start -= slide_)
+      out.push_back({start, start + size_});
   }
   std::unique_ptr<Trigger<T>> DefaultTrigger() const override {
     if (event_time_) return std::make_unique<EventTimeTrigger<T>>();
@@ -356,7 +378,8 @@ template <class T>
 class SessionWindows final : public WindowAssigner<T> {
  public:
   SessionWindows(Duration gap, bool event_time) : gap_(gap.millis()), event_time_(event_time) {}
-  void AssignWindows(const T&, Timestamp ts, Timestamp now, std::vector<Window>& out) const override {
+  void AssignWindows(const T&, Timestamp ts, Timestamp now,
+                     std::vector<Window>& out) const override {
     int64_t t = event_time_ ? ts.millis() : now.millis();
     out.push_back({t, t + gap_});
   }
@@ -401,7 +424,9 @@ class GlobalWindows final : public WindowAssigner<T> {
   void AssignWindows(const T&, Timestamp, Timestamp, std::vector<Window>& out) const override {
     out.push_back(Window::Global());
   }
-  std::unique_ptr<Trigger<T>> DefaultTrigger() const override { return std::make_unique<NeverTrigger<T>>(); }
+  std::unique_ptr<Trigger<T>> DefaultTrigger() const override {
+    return std::make_unique<NeverTrigger<T>>();
+  }
   bool is_event_time() const override { return false; }
   std::string name() const override { return "GlobalWindows"; }
 };
@@ -418,8 +443,12 @@ template <class T>
 class Evictor {
  public:
   virtual ~Evictor() = default;
-  virtual void EvictBefore(std::vector<TimestampedValue<T>>& elements, const Window& w) { (void)elements, (void)w; }
-  virtual void EvictAfter(std::vector<TimestampedValue<T>>& elements, const Window& w) { (void)elements, (void)w; }
+  virtual void EvictBefore(std::vector<TimestampedValue<T>>& elements, const Window& w) {
+    (void)elements, (void)w;
+  }
+  virtual void EvictAfter(std::vector<TimestampedValue<T>>& elements, const Window& w) {
+    (void)elements, (void)w;
+  }
   virtual std::string name() const = 0;
 };
 
@@ -473,7 +502,8 @@ class TimeEvictor final : public Evictor<T> {
 template <class T>
 class DeltaEvictor final : public Evictor<T> {
  public:
-  DeltaEvictor(double threshold, std::function<double(const T&, const T&)> delta, bool after = false)
+  DeltaEvictor(double threshold, std::function<double(const T&, const T&)> delta,
+               bool after = false)
       : threshold_(threshold), delta_(std::move(delta)), after_(after) {}
   void EvictBefore(std::vector<TimestampedValue<T>>& e, const Window&) override {
     if (!after_) Evict(e);
@@ -487,7 +517,8 @@ class DeltaEvictor final : public Evictor<T> {
   void Evict(std::vector<TimestampedValue<T>>& e) {
     if (e.empty()) return;
     T last = e.back().value;
-    std::erase_if(e, [&](const TimestampedValue<T>& x) { return delta_(x.value, last) >= threshold_; });
+    std::erase_if(
+        e, [&](const TimestampedValue<T>& x) { return delta_(x.value, last) >= threshold_; });
   }
   double threshold_;
   std::function<double(const T&, const T&)> delta_;

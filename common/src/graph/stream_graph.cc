@@ -12,14 +12,22 @@ namespace eddy {
 
 std::string_view PartitionerName(PartitionerKind k) {
   switch (k) {
-    case PartitionerKind::kForward: return "FORWARD";
-    case PartitionerKind::kHash: return "HASH";
-    case PartitionerKind::kRebalance: return "REBALANCE";
-    case PartitionerKind::kRescale: return "RESCALE";
-    case PartitionerKind::kShuffle: return "SHUFFLE";
-    case PartitionerKind::kBroadcast: return "BROADCAST";
-    case PartitionerKind::kGlobal: return "GLOBAL";
-    case PartitionerKind::kCustom: return "CUSTOM";
+    case PartitionerKind::kForward:
+      return "FORWARD";
+    case PartitionerKind::kHash:
+      return "HASH";
+    case PartitionerKind::kRebalance:
+      return "REBALANCE";
+    case PartitionerKind::kRescale:
+      return "RESCALE";
+    case PartitionerKind::kShuffle:
+      return "SHUFFLE";
+    case PartitionerKind::kBroadcast:
+      return "BROADCAST";
+    case PartitionerKind::kGlobal:
+      return "GLOBAL";
+    case PartitionerKind::kCustom:
+      return "CUSTOM";
   }
   return "?";
 }
@@ -31,7 +39,9 @@ NodeId StreamGraph::AddNode(StreamNode node) {
   return nodes_.back().id;
 }
 
-void StreamGraph::AddEdge(StreamEdge edge) { edges_.push_back(std::move(edge)); }
+void StreamGraph::AddEdge(StreamEdge edge) {
+  edges_.push_back(std::move(edge));
+}
 
 std::vector<const StreamEdge*> StreamGraph::InEdges(NodeId id) const {
   std::vector<const StreamEdge*> r;
@@ -75,10 +85,11 @@ Status StreamGraph::Validate() const {
     if (n.factory) {
       auto op = n.factory();
       for (int i = 0; i < op->num_inputs(); ++i) {
-        bool found = std::any_of(in.begin(), in.end(), [&](auto* e) { return e->target_input == i; });
+        bool found =
+            std::any_of(in.begin(), in.end(), [&](auto* e) { return e->target_input == i; });
         if (!found) {
-          return Status::InvalidArgument("operator '" + n.name + "' input " + std::to_string(i + 1) +
-                                         " is not connected");
+          return Status::InvalidArgument("operator '" + n.name + "' input " +
+                                         std::to_string(i + 1) + " is not connected");
         }
       }
     }
@@ -140,7 +151,8 @@ Result<JobGraph> JobGraph::FromStreamGraph(StreamGraph& g) {
       ready.erase(ready.begin());
       order.push_back(n);
       for (const auto* e : g.OutEdges(NodeId(n))) {
-        if (--indeg[static_cast<size_t>(e->target.value())] == 0) ready.push_back(e->target.value());
+        if (--indeg[static_cast<size_t>(e->target.value())] == 0)
+          ready.push_back(e->target.value());
       }
     }
     if (order.size() != g.nodes().size()) {
@@ -198,8 +210,8 @@ std::string JobGraph::ToText() const {
                   std::to_string(graph_->EffectiveMaxParallelism()) + ", slots " +
                   std::to_string(RequiredSlots()) + ")\n";
   for (const auto& v : vertices_) {
-    s += "  [" + std::to_string(v.id.value()) + "] " + v.name + "  parallelism=" +
-         std::to_string(v.parallelism);
+    s += "  [" + std::to_string(v.id.value()) + "] " + v.name +
+         "  parallelism=" + std::to_string(v.parallelism);
     if (v.slot_sharing_group != "default") s += " slotSharingGroup=" + v.slot_sharing_group;
     s += "\n";
     for (const auto& e : edges_) {
@@ -250,9 +262,10 @@ std::string JobGraph::ToJson() const {
     n["inputs"] = nlohmann::json::array();
     for (const auto& e : edges_) {
       if (e.target != v.id) continue;
-      n["inputs"].push_back({{"id", e.source.value()},
-                             {"ship_strategy", std::string(PartitionerName(e.stream_edge->partitioner))},
-                             {"input", e.stream_edge->target_input}});
+      n["inputs"].push_back(
+          {{"id", e.source.value()},
+           {"ship_strategy", std::string(PartitionerName(e.stream_edge->partitioner))},
+           {"input", e.stream_edge->target_input}});
     }
     j["nodes"].push_back(n);
   }

@@ -12,7 +12,9 @@
 
 namespace eddy {
 
-TextFileReader::~TextFileReader() { Close(); }
+TextFileReader::~TextFileReader() {
+  Close();
+}
 
 Status TextFileReader::Open(OperatorContext& ctx) {
   subtask_ = ctx.subtask_index;
@@ -67,7 +69,9 @@ Status TextFileReader::RestorePosition(std::string_view in) {
   return Status::Ok();
 }
 
-SocketTextReader::~SocketTextReader() { Close(); }
+SocketTextReader::~SocketTextReader() {
+  Close();
+}
 
 Status SocketTextReader::Open(OperatorContext& ctx) {
   active_ = ctx.subtask_index == 0;
@@ -102,7 +106,8 @@ InputStatus SocketTextReader::PollNext(Output<std::string>& out) {
     if (now < next_attempt_) return InputStatus::kNothingAvailable;
     if (!Connect()) {
       ++attempts_;
-      next_attempt_ = now + Duration::Millis(std::min<int64_t>(5000, 100LL << std::min(attempts_, 6)));
+      next_attempt_ =
+          now + Duration::Millis(std::min<int64_t>(5000, 100LL << std::min(attempts_, 6)));
       return InputStatus::kNothingAvailable;
     }
   }

@@ -29,17 +29,25 @@ Result<Duration> ParseDuration(std::string_view t) {
   int64_t n = 0;
   auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), n);
   if (ec != std::errc() || n < 0) {
-    return Status::InvalidArgument("bad duration '" + std::string(t) + "' (expected e.g. 500ms, 3s, 1m, 2h, 1d)");
+    return Status::InvalidArgument("bad duration '" + std::string(t) +
+                                   "' (expected e.g. 500ms, 3s, 1m, 2h, 1d)");
   }
   std::string_view unit(p, static_cast<size_t>(s.data() + s.size() - p));
   while (!unit.empty() && unit.front() == ' ') unit.remove_prefix(1);
   int64_t mult = 0;
-  if (unit.empty() || unit == "ms") mult = 1;
-  else if (unit == "s" || unit == "sec" || unit == "seconds") mult = 1000;
-  else if (unit == "m" || unit == "min" || unit == "minutes") mult = 60'000;
-  else if (unit == "h" || unit == "hours") mult = 3'600'000;
-  else if (unit == "d" || unit == "days") mult = 86'400'000;
-  else return Status::InvalidArgument("bad duration unit in '" + std::string(t) + "' (use ms, s, m, h or d)");
+  if (unit.empty() || unit == "ms")
+    mult = 1;
+  else if (unit == "s" || unit == "sec" || unit == "seconds")
+    mult = 1000;
+  else if (unit == "m" || unit == "min" || unit == "minutes")
+    mult = 60'000;
+  else if (unit == "h" || unit == "hours")
+    mult = 3'600'000;
+  else if (unit == "d" || unit == "days")
+    mult = 86'400'000;
+  else
+    return Status::InvalidArgument("bad duration unit in '" + std::string(t) +
+                                   "' (use ms, s, m, h or d)");
   return Duration::Millis(n * mult);
 }
 
@@ -87,7 +95,9 @@ class SharedOutputFile {
     auto parent = std::filesystem::path(path_).parent_path();
     if (!parent.empty()) std::filesystem::create_directories(parent, ec);
     file_ = std::fopen(path_.c_str(), "w");
-    if (!file_) return Status::IOError("file sink: cannot open '" + path_ + "' for writing: " + std::strerror(errno));
+    if (!file_)
+      return Status::IOError("file sink: cannot open '" + path_ +
+                             "' for writing: " + std::strerror(errno));
     writer_ = std::make_unique<LineWriter>(file_);
     return writer_.get();
   }
@@ -159,7 +169,8 @@ class JoinKeySelector final : public KeySelector<Row> {
       const Value& v = f < row.size() ? row.Get(f) : kNull;
       if (types_[i] == DataType::kInt64 && v.type() == DataType::kTimestamp) {
         Serializer<Value>::Write(Value::Int(v.int_value()), w);
-      } else if (types_[i] == DataType::kDouble && v.type() != DataType::kDouble && v.is_numeric()) {
+      } else if (types_[i] == DataType::kDouble && v.type() != DataType::kDouble &&
+                 v.is_numeric()) {
         Serializer<Value>::Write(Value::Double(v.AsDouble()), w);
       } else {
         Serializer<Value>::Write(v, w);
@@ -206,12 +217,15 @@ class RowIntervalJoinFunction final : public ProcessJoinFunction<Row, Row, Row> 
 
 class Compiler {
  public:
-  Compiler(std::string file, JobSpecOptions options) : file_(std::move(file)), options_(std::move(options)) {}
+  Compiler(std::string file, JobSpecOptions options)
+      : file_(std::move(file)), options_(std::move(options)) {}
 
   Result<CompiledJob> Compile(const YAML::Node& root) {
-    if (!root.IsMap()) return Err(root, "", "a job spec is a mapping with name, sources, steps and sinks");
-    EDDY_RETURN_NOT_OK(CheckKeys(root, "", {"name", "parallelism", "maxParallelism", "time", "bufferTimeout",
-                                            "chaining", "sources", "steps", "sinks", "sql", "library"}));
+    if (!root.IsMap())
+      return Err(root, "", "a job spec is a mapping with name, sources, steps and sinks");
+    EDDY_RETURN_NOT_OK(CheckKeys(root, "",
+                                 {"name", "parallelism", "maxParallelism", "time", "bufferTimeout",
+                                  "chaining", "sources", "steps", "sinks", "sql", "library"}));
     if (root["sql"] || root["library"]) {
       return Err(root["sql"] ? root["sql"] : root["library"], root["sql"] ? "sql" : "library",
                  "not supported yet by this version of Eddy (use sources/steps/sinks)");
@@ -229,15 +243,21 @@ class Compiler {
     env_->SetParallelism(par);
     if (root["maxParallelism"]) {
       EDDY_ASSIGN_OR_RETURN(int mp, Int(root["maxParallelism"], "maxParallelism", 1, 32768));
-      if (mp < par) return Err(root["maxParallelism"], "maxParallelism", "must be >= parallelism (" + std::to_string(par) + ")");
+      if (mp < par)
+        return Err(root["maxParallelism"], "maxParallelism",
+                   "must be >= parallelism (" + std::to_string(par) + ")");
       env_->SetMaxParallelism(mp);
     }
     if (root["time"]) {
       EDDY_ASSIGN_OR_RETURN(std::string t, String(root["time"], "time", true));
-      if (t == "event") time_ = TimeCharacteristic::kEventTime;
-      else if (t == "processing") time_ = TimeCharacteristic::kProcessingTime;
-      else if (t == "ingestion") time_ = TimeCharacteristic::kIngestionTime;
-      else return Err(root["time"], "time", "must be event, processing or ingestion");
+      if (t == "event")
+        time_ = TimeCharacteristic::kEventTime;
+      else if (t == "processing")
+        time_ = TimeCharacteristic::kProcessingTime;
+      else if (t == "ingestion")
+        time_ = TimeCharacteristic::kIngestionTime;
+      else
+        return Err(root["time"], "time", "must be event, processing or ingestion");
     }
     env_->SetStreamTimeCharacteristic(time_);
     if (root["bufferTimeout"]) {
@@ -250,7 +270,8 @@ class Compiler {
     }
     for (const char* section : {"sources", "sinks"}) {
       if (!root[section] || !root[section].IsSequence() || root[section].size() == 0) {
-        return Err(root[section] ? root[section] : root, section, std::string("at least one entry is required"));
+        return Err(root[section] ? root[section] : root, section,
+                   std::string("at least one entry is required"));
       }
     }
     for (size_t i = 0; i < root["sources"].size(); ++i) {
@@ -279,7 +300,8 @@ class Compiler {
     }
     return Status::InvalidArgument(where + ": " + (path.empty() ? "" : path + ": ") + msg);
   }
-  Status CheckKeys(const YAML::Node& n, const std::string& path, std::initializer_list<const char*> allowed) const {
+  Status CheckKeys(const YAML::Node& n, const std::string& path,
+                   std::initializer_list<const char*> allowed) const {
     if (!n.IsMap()) return Err(n, path, "must be a mapping");
     for (auto it = n.begin(); it != n.end(); ++it) {
       std::string k = it->first.as<std::string>();
@@ -303,7 +325,8 @@ class Compiler {
   }
   Result<int> Int(const YAML::Node& n, const std::string& path, int lo, int hi) const {
     int v = 0;
-    if (!n.IsScalar() || !YAML::convert<int>::decode(n, v)) return Err(n, path, "must be an integer");
+    if (!n.IsScalar() || !YAML::convert<int>::decode(n, v))
+      return Err(n, path, "must be an integer");
     if (v < lo || v > hi) {
       return Err(n, path, "must be between " + std::to_string(lo) + " and " + std::to_string(hi));
     }
@@ -311,17 +334,20 @@ class Compiler {
   }
   Result<int64_t> Int64(const YAML::Node& n, const std::string& path) const {
     int64_t v = 0;
-    if (!n.IsScalar() || !YAML::convert<int64_t>::decode(n, v)) return Err(n, path, "must be an integer");
+    if (!n.IsScalar() || !YAML::convert<int64_t>::decode(n, v))
+      return Err(n, path, "must be an integer");
     return v;
   }
   Result<double> Double(const YAML::Node& n, const std::string& path) const {
     double v = 0;
-    if (!n.IsScalar() || !YAML::convert<double>::decode(n, v)) return Err(n, path, "must be a number");
+    if (!n.IsScalar() || !YAML::convert<double>::decode(n, v))
+      return Err(n, path, "must be a number");
     return v;
   }
   Result<bool> Bool(const YAML::Node& n, const std::string& path) const {
     bool v = false;
-    if (!n.IsScalar() || !YAML::convert<bool>::decode(n, v)) return Err(n, path, "must be true or false");
+    if (!n.IsScalar() || !YAML::convert<bool>::decode(n, v))
+      return Err(n, path, "must be true or false");
     return v;
   }
   Result<Duration> Dur(const YAML::Node& n, const std::string& path) const {
@@ -347,7 +373,8 @@ class Compiler {
     if (base.empty()) base = std::filesystem::path(file_).parent_path().string();
     return base.empty() ? p : (std::filesystem::path(base) / p).string();
   }
-  Result<std::unique_ptr<Expression>> Expr(const YAML::Node& n, const std::string& path, const Schema& schema) const {
+  Result<std::unique_ptr<Expression>> Expr(const YAML::Node& n, const std::string& path,
+                                           const Schema& schema) const {
     if (!n.IsScalar()) return Err(n, path, "must be an expression string");
     auto e = CompileExpression(n.Scalar(), schema);
     if (!e.ok()) return Err(n, path, e.status().message());
@@ -365,22 +392,28 @@ class Compiler {
     if (it == streams_.end()) {
       std::string known;
       for (const auto& [k, v] : streams_) known += (known.empty() ? "" : ", ") + k;
-      return Err(n, path, "unknown stream '" + base + "' (defined so far: " + known +
-                              "; a step can only read streams defined above it)");
+      return Err(n, path,
+                 "unknown stream '" + base + "' (defined so far: " + known +
+                     "; a step can only read streams defined above it)");
     }
     if (side.empty()) return it->second;
     auto s = it->second.sides.find(side);
     if (s == it->second.sides.end()) {
       std::string known;
       for (const auto& [k, v] : it->second.sides) known += (known.empty() ? "" : ", ") + k;
-      return Err(n, path, "'" + base + "' has no side output '" + side + "'" +
-                              (known.empty() ? "" : " (it has: " + known + ")"));
+      return Err(n, path,
+                 "'" + base + "' has no side output '" + side + "'" +
+                     (known.empty() ? "" : " (it has: " + known + ")"));
     }
-    NamedStream ns{it->second.stream.SideOutputStream(s->second.tag), s->second.schema, s->second.has_timestamps, {}};
+    NamedStream ns{it->second.stream.SideOutputStream(s->second.tag),
+                   s->second.schema,
+                   s->second.has_timestamps,
+                   {}};
     return ns;
   }
   Result<std::shared_ptr<Schema>> ParseSchema(const YAML::Node& n, const std::string& path) const {
-    if (!n.IsMap() || n.size() == 0) return Err(n, path, "must map field names to types, e.g. {id: string, ts: int64}");
+    if (!n.IsMap() || n.size() == 0)
+      return Err(n, path, "must map field names to types, e.g. {id: string, ts: int64}");
     std::vector<Field> fields;
     std::set<std::string> seen;
     for (auto it = n.begin(); it != n.end(); ++it) {
@@ -393,7 +426,8 @@ class Compiler {
       }
       auto t = ParseDataType(type);
       if (!t.ok()) return Err(it->second, path + "." + f.name, t.status().message());
-      if (!seen.insert(f.name).second) return Err(it->first, path, "duplicate field '" + f.name + "'");
+      if (!seen.insert(f.name).second)
+        return Err(it->first, path, "duplicate field '" + f.name + "'");
       f.type = *t;
       fields.push_back(std::move(f));
     }
@@ -409,25 +443,32 @@ class Compiler {
       s.Uid(uid);
     }
     if (entry["slotSharingGroup"]) {
-      EDDY_ASSIGN_OR_RETURN(std::string g, String(entry["slotSharingGroup"], path + ".slotSharingGroup", true));
+      EDDY_ASSIGN_OR_RETURN(std::string g,
+                            String(entry["slotSharingGroup"], path + ".slotSharingGroup", true));
       s.SlotSharingGroup(g);
     }
     if (entry["chaining"]) {
       EDDY_ASSIGN_OR_RETURN(std::string c, String(entry["chaining"], path + ".chaining", true));
-      if (c == "never" || c == "false") s.DisableChaining();
-      else if (c == "new-chain") s.StartNewChain();
-      else if (c != "always" && c != "true") return Err(entry["chaining"], path + ".chaining", "must be always, never or new-chain");
+      if (c == "never" || c == "false")
+        s.DisableChaining();
+      else if (c == "new-chain")
+        s.StartNewChain();
+      else if (c != "always" && c != "true")
+        return Err(entry["chaining"], path + ".chaining", "must be always, never or new-chain");
     }
     return Status::Ok();
   }
 
   // ---- sources ----
   Status CompileSource(const YAML::Node& n, const std::string& path) {
-    EDDY_RETURN_NOT_OK(CheckKeys(n, path, {"name", "file", "generator", "socket", "stdin", "schema", "timestamp",
-                                           "watermark", "parallelism", "uid", "onError", "chaining", "slotSharingGroup"}));
+    EDDY_RETURN_NOT_OK(
+        CheckKeys(n, path,
+                  {"name", "file", "generator", "socket", "stdin", "schema", "timestamp",
+                   "watermark", "parallelism", "uid", "onError", "chaining", "slotSharingGroup"}));
     EDDY_ASSIGN_OR_RETURN(std::string name, Name(n, path));
     const std::string p = path + " (" + name + ")";
-    int kinds = (n["file"] ? 1 : 0) + (n["generator"] ? 1 : 0) + (n["socket"] ? 1 : 0) + (n["stdin"] ? 1 : 0);
+    int kinds = (n["file"] ? 1 : 0) + (n["generator"] ? 1 : 0) + (n["socket"] ? 1 : 0) +
+                (n["stdin"] ? 1 : 0);
     if (kinds != 1) return Err(n, p, "needs exactly one of file, generator, socket, stdin");
     int parallelism = env_->parallelism();
     if (n["parallelism"]) {
@@ -436,7 +477,8 @@ class Compiler {
 
     NamedStream out;
     if (n["generator"]) {
-      EDDY_ASSIGN_OR_RETURN(out, GeneratorSource(n["generator"], p + ".generator", name, parallelism));
+      EDDY_ASSIGN_OR_RETURN(out,
+                            GeneratorSource(n["generator"], p + ".generator", name, parallelism));
     } else {
       const YAML::Node& k = n["file"] ? n["file"] : n["socket"] ? n["socket"] : n["stdin"];
       std::string kp = p + (n["file"] ? ".file" : n["socket"] ? ".socket" : ".stdin");
@@ -466,7 +508,8 @@ class Compiler {
       } else {
         return Err(n, p, "schema is required for csv and json formats");
       }
-      if (fo.format == RecordFormat::kText && (schema->size() != 1 || schema->field(0).type != DataType::kString)) {
+      if (fo.format == RecordFormat::kText &&
+          (schema->size() != 1 || schema->field(0).type != DataType::kString)) {
         return Err(n["schema"], p + ".schema", "text format needs exactly one string field");
       }
       auto probe = RowParser::Make(fo, schema);
@@ -475,9 +518,11 @@ class Compiler {
       if (n["file"]) {
         EDDY_ASSIGN_OR_RETURN(std::string fpath, String(k["path"], kp + ".path", true));
         fpath = Resolve(fpath);
-        if (!std::filesystem::exists(fpath)) return Err(k["path"], kp + ".path", "file '" + fpath + "' does not exist");
-        lines = env_->FromSource<std::string>([fpath] { return std::make_unique<TextFileReader>(fpath); },
-                                              name, MakeTypeInfo<std::string>(), parallelism);
+        if (!std::filesystem::exists(fpath))
+          return Err(k["path"], kp + ".path", "file '" + fpath + "' does not exist");
+        lines = env_->FromSource<std::string>(
+            [fpath] { return std::make_unique<TextFileReader>(fpath); }, name,
+            MakeTypeInfo<std::string>(), parallelism);
       } else if (n["socket"]) {
         std::string host = "localhost";
         if (k["host"]) {
@@ -485,8 +530,9 @@ class Compiler {
         }
         if (!k["port"]) return Err(k, kp, "port is required");
         EDDY_ASSIGN_OR_RETURN(int port, Int(k["port"], kp + ".port", 1, 65535));
-        lines = env_->FromSource<std::string>([host, port] { return std::make_unique<SocketTextReader>(host, port); },
-                                              name, MakeTypeInfo<std::string>(), 1);
+        lines = env_->FromSource<std::string>(
+            [host, port] { return std::make_unique<SocketTextReader>(host, port); }, name,
+            MakeTypeInfo<std::string>(), 1);
       } else {
         lines = env_->FromSource<std::string>([] { return std::make_unique<StdinReader>(); }, name,
                                               MakeTypeInfo<std::string>(), 1);
@@ -495,22 +541,30 @@ class Compiler {
       BadRecordPolicy policy = BadRecordPolicy::kSkip;
       if (n["onError"]) {
         EDDY_ASSIGN_OR_RETURN(std::string pol, String(n["onError"], p + ".onError", true));
-        if (pol == "skip") policy = BadRecordPolicy::kSkip;
-        else if (pol == "fail") policy = BadRecordPolicy::kFail;
-        else if (pol == "dead-letter") policy = BadRecordPolicy::kDeadLetter;
-        else return Err(n["onError"], p + ".onError", "must be skip, fail or dead-letter");
+        if (pol == "skip")
+          policy = BadRecordPolicy::kSkip;
+        else if (pol == "fail")
+          policy = BadRecordPolicy::kFail;
+        else if (pol == "dead-letter")
+          policy = BadRecordPolicy::kDeadLetter;
+        else
+          return Err(n["onError"], p + ".onError", "must be skip, fail or dead-letter");
       }
       int dl_tag = NextTag();
       bool header = fo.header;
       SchemaPtr sp = schema;
-      auto parsed = lines.Transform<Row>("Parse(" + std::string(fo.format == RecordFormat::kCsv ? "csv" : fo.format == RecordFormat::kJson ? "json" : "text") + ")",
-                                         [fo, sp, name, policy, dl_tag, header] {
-                                           auto parser = RowParser::Make(fo, sp);
-                                           return std::make_unique<RowParseOperator>(
-                                               std::make_unique<ParserAdapter>(std::move(*parser)), name, policy,
-                                               dl_tag, header);
-                                         },
-                                         MakeTypeInfo<Row>(schema));
+      auto parsed = lines.Transform<Row>(
+          "Parse(" +
+              std::string(fo.format == RecordFormat::kCsv    ? "csv"
+                          : fo.format == RecordFormat::kJson ? "json"
+                                                             : "text") +
+              ")",
+          [fo, sp, name, policy, dl_tag, header] {
+            auto parser = RowParser::Make(fo, sp);
+            return std::make_unique<RowParseOperator>(
+                std::make_unique<ParserAdapter>(std::move(*parser)), name, policy, dl_tag, header);
+          },
+          MakeTypeInfo<Row>(schema));
       parsed.SetParallelism(lines.node().parallelism);
       out = NamedStream{parsed, schema, false, {}};
       if (policy == BadRecordPolicy::kDeadLetter) {
@@ -523,8 +577,8 @@ class Compiler {
     return Status::Ok();
   }
 
-  Result<NamedStream> GeneratorSource(const YAML::Node& g, const std::string& path, const std::string& name,
-                                      int parallelism) {
+  Result<NamedStream> GeneratorSource(const YAML::Node& g, const std::string& path,
+                                      const std::string& name, int parallelism) {
     EDDY_RETURN_NOT_OK(CheckKeys(g, path, {"count", "rate", "fields"}));
     int64_t count = -1;
     if (g["count"]) {
@@ -535,7 +589,9 @@ class Compiler {
       EDDY_ASSIGN_OR_RETURN(rate, Double(g["rate"], path + ".rate"));
     }
     if (!g["fields"] || !g["fields"].IsMap() || g["fields"].size() == 0) {
-      return Err(g, path, "fields is required: a mapping of field name to an expression over n (0, 1, 2, ...)");
+      return Err(
+          g, path,
+          "fields is required: a mapping of field name to an expression over n (0, 1, 2, ...)");
     }
     Schema input({{"n", DataType::kInt64, false}});
     std::vector<Field> fields;
@@ -543,7 +599,8 @@ class Compiler {
     for (auto it = g["fields"].begin(); it != g["fields"].end(); ++it) {
       std::string f = it->first.as<std::string>();
       EDDY_ASSIGN_OR_RETURN(auto e, Expr(it->second, path + ".fields." + f, input));
-      fields.push_back({f, e->result_type() == DataType::kNull ? DataType::kString : e->result_type(), true});
+      fields.push_back(
+          {f, e->result_type() == DataType::kNull ? DataType::kString : e->result_type(), true});
       exprs->push_back(std::shared_ptr<const Expression>(std::move(e)));
     }
     auto schema = std::make_shared<Schema>(std::move(fields));
@@ -572,7 +629,8 @@ class Compiler {
   Status AssignTimestamps(const YAML::Node& n, const std::string& p, NamedStream& out) {
     WatermarkStrategy<Row> ws;
     if (n["watermark"]) {
-      EDDY_RETURN_NOT_OK(CheckKeys(n["watermark"], p + ".watermark", {"maxOutOfOrderness", "idleness", "interval"}));
+      EDDY_RETURN_NOT_OK(CheckKeys(n["watermark"], p + ".watermark",
+                                   {"maxOutOfOrderness", "idleness", "interval"}));
     }
     const YAML::Node wm = n["watermark"];
     Duration ooo;
@@ -587,7 +645,8 @@ class Compiler {
       EDDY_ASSIGN_OR_RETURN(auto e, Expr(n["timestamp"], p + ".timestamp", *out.schema));
       if (e->result_type() != DataType::kInt64 && e->result_type() != DataType::kTimestamp &&
           e->result_type() != DataType::kDouble) {
-        return Err(n["timestamp"], p + ".timestamp", "must be a number of epoch milliseconds or a timestamp");
+        return Err(n["timestamp"], p + ".timestamp",
+                   "must be a number of epoch milliseconds or a timestamp");
       }
       ws = WatermarkStrategy<Row>::ForBoundedOutOfOrderness(ooo);
       ExprHolder h(std::move(e));
@@ -601,7 +660,8 @@ class Compiler {
       ws.timestamp_assigner = [](const Row&) { return NowProcessingTime(); };
     } else {
       if (n["timestamp"] || wm) {
-        // Timestamps are still useful for process functions; watermarks are ignored in processing time.
+        // Timestamps are still useful for process functions; watermarks are ignored in processing
+        // time.
       }
       return Status::Ok();
     }
@@ -613,7 +673,8 @@ class Compiler {
     }
     SchemaPtr schema = out.schema;
     out.stream = out.stream.AssignTimestampsAndWatermarks(ws);
-    out.stream.WithSchema(schema).SetParallelism(out.stream.inputs().empty() ? 1 : UpstreamParallelism(out.stream));
+    out.stream.WithSchema(schema).SetParallelism(
+        out.stream.inputs().empty() ? 1 : UpstreamParallelism(out.stream));
     out.has_timestamps = true;
     return Status::Ok();
   }
@@ -627,27 +688,35 @@ class Compiler {
 
   // ---- steps ----
   Status CompileStep(const YAML::Node& n, const std::string& path) {
-    EDDY_RETURN_NOT_OK(CheckKeys(n, path, {"name", "from", "filter", "map", "flatMap", "keyBy", "window", "trigger",
-                                           "evictor", "allowedLateness", "lateOutput", "aggregate", "rolling",
-                                           "process", "union", "partition", "join", "parallelism", "uid",
-                                           "slotSharingGroup", "chaining"}));
+    EDDY_RETURN_NOT_OK(
+        CheckKeys(n, path, {"name",       "from",      "filter",      "map",     "flatMap",
+                            "keyBy",      "window",    "trigger",     "evictor", "allowedLateness",
+                            "lateOutput", "aggregate", "rolling",     "process", "union",
+                            "partition",  "join",      "parallelism", "uid",     "slotSharingGroup",
+                            "chaining"}));
     EDDY_ASSIGN_OR_RETURN(std::string name, Name(n, path));
     const std::string p = path + " (" + name + ")";
     EDDY_ASSIGN_OR_RETURN(NamedStream in, From(n["from"], p + ".from"));
-    const char* ops[] = {"filter", "map", "flatMap", "aggregate", "rolling", "process", "union", "partition", "join"};
+    const char* ops[] = {"filter",  "map",   "flatMap",   "aggregate", "rolling",
+                         "process", "union", "partition", "join"};
     int count = 0;
     for (const char* o : ops) count += n[o] ? 1 : 0;
     if (count != 1) {
-      return Err(n, p, "needs exactly one operator key: filter, map, flatMap, aggregate, rolling, process, union, partition or join");
+      return Err(n, p,
+                 "needs exactly one operator key: filter, map, flatMap, aggregate, rolling, "
+                 "process, union, partition or join");
     }
     for (const char* k : {"window", "trigger", "evictor", "allowedLateness", "lateOutput"}) {
-      if (n[k] && !n["aggregate"]) return Err(n[k], p + "." + k, "only applies to an aggregate step");
+      if (n[k] && !n["aggregate"])
+        return Err(n[k], p + "." + k, "only applies to an aggregate step");
     }
     for (const char* k : {"trigger", "evictor", "allowedLateness", "lateOutput"}) {
-      if (n[k] && !n["window"]) return Err(n[k], p + "." + k, "only applies to a windowed aggregate (add window: ...)");
+      if (n[k] && !n["window"])
+        return Err(n[k], p + "." + k, "only applies to a windowed aggregate (add window: ...)");
     }
     if (n["keyBy"] && !(n["aggregate"] || n["rolling"] || n["process"])) {
-      return Err(n["keyBy"], p + ".keyBy", "keyBy needs aggregate, rolling or process in the same step");
+      return Err(n["keyBy"], p + ".keyBy",
+                 "keyBy needs aggregate, rolling or process in the same step");
     }
     NamedStream out;
     if (n["filter"]) {
@@ -658,31 +727,40 @@ class Compiler {
       auto proto = std::shared_ptr<const Expression>(std::move(e));
       out = in;
       out.sides.clear();
-      out.stream = in.stream.Transform<Row>("Filter(" + proto->text() + ")", [proto] {
-        return std::make_unique<RowFilterOperator>(proto->Clone());
-      }, MakeTypeInfo<Row>(in.schema));
+      out.stream = in.stream.Transform<Row>(
+          "Filter(" + proto->text() + ")",
+          [proto] { return std::make_unique<RowFilterOperator>(proto->Clone()); },
+          MakeTypeInfo<Row>(in.schema));
     } else if (n["map"]) {
       const YAML::Node& m = n["map"];
-      if (!m.IsMap() || m.size() == 0) return Err(m, p + ".map", "must map output field names to expressions");
+      if (!m.IsMap() || m.size() == 0)
+        return Err(m, p + ".map", "must map output field names to expressions");
       std::vector<Field> fields;
       auto protos = std::make_shared<std::vector<std::shared_ptr<const Expression>>>();
       for (auto it = m.begin(); it != m.end(); ++it) {
         std::string f = it->first.as<std::string>();
         EDDY_ASSIGN_OR_RETURN(auto e, Expr(it->second, p + ".map." + f, *in.schema));
-        fields.push_back({f, e->result_type() == DataType::kNull ? DataType::kString : e->result_type(), true});
+        fields.push_back(
+            {f, e->result_type() == DataType::kNull ? DataType::kString : e->result_type(), true});
         protos->push_back(std::shared_ptr<const Expression>(std::move(e)));
       }
       auto schema = std::make_shared<Schema>(std::move(fields));
-      out = NamedStream{in.stream.Transform<Row>("Map", [protos] {
-                          std::vector<std::unique_ptr<Expression>> es;
-                          for (const auto& e : *protos) es.push_back(e->Clone());
-                          return std::make_unique<RowMapOperator>(std::move(es));
-                        }, MakeTypeInfo<Row>(schema)),
-                        schema, in.has_timestamps, {}};
+      out = NamedStream{in.stream.Transform<Row>(
+                            "Map",
+                            [protos] {
+                              std::vector<std::unique_ptr<Expression>> es;
+                              for (const auto& e : *protos) es.push_back(e->Clone());
+                              return std::make_unique<RowMapOperator>(std::move(es));
+                            },
+                            MakeTypeInfo<Row>(schema)),
+                        schema,
+                        in.has_timestamps,
+                        {}};
     } else if (n["flatMap"]) {
       const YAML::Node& f = n["flatMap"];
       EDDY_RETURN_NOT_OK(CheckKeys(f, p + ".flatMap", {"split", "delimiter", "as"}));
-      if (!f["split"]) return Err(f, p + ".flatMap", "split is required (an expression giving the text to split)");
+      if (!f["split"])
+        return Err(f, p + ".flatMap", "split is required (an expression giving the text to split)");
       EDDY_ASSIGN_OR_RETURN(auto e, Expr(f["split"], p + ".flatMap.split", *in.schema));
       std::string delim = ",";
       if (f["delimiter"]) {
@@ -703,13 +781,20 @@ class Compiler {
       auto schema = std::make_shared<Schema>(std::move(fields));
       auto proto = std::shared_ptr<const Expression>(std::move(e));
       size_t size = schema->size();
-      out = NamedStream{in.stream.Transform<Row>("FlatMap(split " + proto->text() + ")", [proto, delim, idx, size] {
-                          return std::make_unique<RowSplitOperator>(proto->Clone(), delim, idx, size);
-                        }, MakeTypeInfo<Row>(schema)),
-                        schema, in.has_timestamps, {}};
+      out = NamedStream{in.stream.Transform<Row>(
+                            "FlatMap(split " + proto->text() + ")",
+                            [proto, delim, idx, size] {
+                              return std::make_unique<RowSplitOperator>(proto->Clone(), delim, idx,
+                                                                        size);
+                            },
+                            MakeTypeInfo<Row>(schema)),
+                        schema,
+                        in.has_timestamps,
+                        {}};
     } else if (n["union"]) {
       const YAML::Node& u = n["union"];
-      if (!u.IsSequence() || u.size() == 0) return Err(u, p + ".union", "must list the streams to merge with 'from'");
+      if (!u.IsSequence() || u.size() == 0)
+        return Err(u, p + ".union", "must list the streams to merge with 'from'");
       std::vector<DataStream<Row>> others;
       bool ts = in.has_timestamps;
       for (size_t i = 0; i < u.size(); ++i) {
@@ -724,27 +809,45 @@ class Compiler {
       // A union is not an operator in Flink; a no-op map gives the merged stream a name.
       auto merged = in.stream.Union(others);
       SchemaPtr schema = in.schema;
-      out = NamedStream{merged.Transform<Row>("Union", [] {
-                          auto f = [](const Row&) { return true; };
-                          return std::make_unique<FilterOperator<Row, decltype(f)>>(f);
-                        }, MakeTypeInfo<Row>(schema)),
-                        schema, ts, {}};
+      out = NamedStream{merged.Transform<Row>(
+                            "Union",
+                            [] {
+                              auto f = [](const Row&) { return true; };
+                              return std::make_unique<FilterOperator<Row, decltype(f)>>(f);
+                            },
+                            MakeTypeInfo<Row>(schema)),
+                        schema,
+                        ts,
+                        {}};
     } else if (n["partition"]) {
       EDDY_ASSIGN_OR_RETURN(std::string kind, String(n["partition"], p + ".partition", true));
       DataStream<Row> s = in.stream;
-      if (kind == "rebalance") s = s.Rebalance();
-      else if (kind == "rescale") s = s.Rescale();
-      else if (kind == "shuffle") s = s.Shuffle();
-      else if (kind == "broadcast") s = s.Broadcast();
-      else if (kind == "global") s = s.Global();
-      else if (kind == "forward") s = s.Forward();
-      else return Err(n["partition"], p + ".partition", "must be rebalance, rescale, shuffle, broadcast, global or forward");
+      if (kind == "rebalance")
+        s = s.Rebalance();
+      else if (kind == "rescale")
+        s = s.Rescale();
+      else if (kind == "shuffle")
+        s = s.Shuffle();
+      else if (kind == "broadcast")
+        s = s.Broadcast();
+      else if (kind == "global")
+        s = s.Global();
+      else if (kind == "forward")
+        s = s.Forward();
+      else
+        return Err(n["partition"], p + ".partition",
+                   "must be rebalance, rescale, shuffle, broadcast, global or forward");
       SchemaPtr schema = in.schema;
-      out = NamedStream{s.Transform<Row>("Partition(" + kind + ")", [] {
-                          auto f = [](const Row&) { return true; };
-                          return std::make_unique<FilterOperator<Row, decltype(f)>>(f);
-                        }, MakeTypeInfo<Row>(schema)),
-                        schema, in.has_timestamps, {}};
+      out = NamedStream{s.Transform<Row>(
+                            "Partition(" + kind + ")",
+                            [] {
+                              auto f = [](const Row&) { return true; };
+                              return std::make_unique<FilterOperator<Row, decltype(f)>>(f);
+                            },
+                            MakeTypeInfo<Row>(schema)),
+                        schema,
+                        in.has_timestamps,
+                        {}};
     } else if (n["join"]) {
       EDDY_ASSIGN_OR_RETURN(out, JoinStep(n, p, in));
     } else {
@@ -767,7 +870,8 @@ class Compiler {
     return true;
   }
 
-  Result<std::vector<int>> KeyFields(const YAML::Node& k, const std::string& path, const Schema& schema) const {
+  Result<std::vector<int>> KeyFields(const YAML::Node& k, const std::string& path,
+                                     const Schema& schema) const {
     std::vector<int> idx;
     auto add = [&](const YAML::Node& f) -> Status {
       if (!f.IsScalar()) return Err(f, path, "must be a field name or a list of field names");
@@ -789,15 +893,19 @@ class Compiler {
     return idx;
   }
 
-  Result<std::vector<AggregateSpec>> Aggregates(const YAML::Node& a, const std::string& path, const Schema& schema) const {
+  Result<std::vector<AggregateSpec>> Aggregates(const YAML::Node& a, const std::string& path,
+                                                const Schema& schema) const {
     if (!a.IsMap() || a.size() == 0) {
-      return Err(a, path, "must map output fields to aggregate calls, e.g. {n: \"count()\", avg_t: \"avg(temperature)\"}");
+      return Err(a, path,
+                 "must map output fields to aggregate calls, e.g. {n: \"count()\", avg_t: "
+                 "\"avg(temperature)\"}");
     }
     std::vector<AggregateSpec> specs;
     for (auto it = a.begin(); it != a.end(); ++it) {
       std::string out = it->first.as<std::string>();
       std::string fp = path + "." + out;
-      if (!it->second.IsScalar()) return Err(it->second, fp, "must be an aggregate call such as count() or max(x)");
+      if (!it->second.IsScalar())
+        return Err(it->second, fp, "must be an aggregate call such as count() or max(x)");
       auto call = ParseAggregateCall(it->second.Scalar(), schema);
       if (!call.ok()) return Err(it->second, fp, call.status().message());
       AggregateSpec s;
@@ -808,37 +916,72 @@ class Compiler {
       if (fn == "count") {
         s.kind = call->distinct ? K::kCountDistinct : K::kCount;
         want_min = call->distinct ? 1 : 0;
-      } else if (fn == "sum") s.kind = K::kSum;
-      else if (fn == "min") s.kind = K::kMin;
-      else if (fn == "max") s.kind = K::kMax;
-      else if (fn == "avg") s.kind = K::kAvg;
-      else if (fn == "first" || fn == "first_value") s.kind = K::kFirst;
-      else if (fn == "last" || fn == "last_value") s.kind = K::kLast;
-      else if (fn == "minby" || fn == "min_by") { s.kind = K::kMinBy; want_max = 2; }
-      else if (fn == "maxby" || fn == "max_by") { s.kind = K::kMaxBy; want_max = 2; }
-      else if (fn == "listagg" || fn == "collect") s.kind = K::kListAgg;
-      else return Err(it->second, fp, "unknown aggregate '" + fn + "' (count, sum, min, max, avg, first, last, minBy, maxBy, listagg, count(distinct x))");
-      if (call->distinct && s.kind != K::kCountDistinct) return Err(it->second, fp, "distinct is only supported in count(distinct x)");
+      } else if (fn == "sum")
+        s.kind = K::kSum;
+      else if (fn == "min")
+        s.kind = K::kMin;
+      else if (fn == "max")
+        s.kind = K::kMax;
+      else if (fn == "avg")
+        s.kind = K::kAvg;
+      else if (fn == "first" || fn == "first_value")
+        s.kind = K::kFirst;
+      else if (fn == "last" || fn == "last_value")
+        s.kind = K::kLast;
+      else if (fn == "minby" || fn == "min_by") {
+        s.kind = K::kMinBy;
+        want_max = 2;
+      } else if (fn == "maxby" || fn == "max_by") {
+        s.kind = K::kMaxBy;
+        want_max = 2;
+      } else if (fn == "listagg" || fn == "collect")
+        s.kind = K::kListAgg;
+      else
+        return Err(it->second, fp,
+                   "unknown aggregate '" + fn +
+                       "' (count, sum, min, max, avg, first, last, minBy, maxBy, listagg, "
+                       "count(distinct x))");
+      if (call->distinct && s.kind != K::kCountDistinct)
+        return Err(it->second, fp, "distinct is only supported in count(distinct x)");
       if (call->args.size() < want_min || call->args.size() > want_max) {
-        return Err(it->second, fp, fn + " takes " + (want_min == want_max ? std::to_string(want_min) : std::to_string(want_min) + " to " + std::to_string(want_max)) + " argument(s)");
+        return Err(it->second, fp,
+                   fn + " takes " +
+                       (want_min == want_max
+                            ? std::to_string(want_min)
+                            : std::to_string(want_min) + " to " + std::to_string(want_max)) +
+                       " argument(s)");
       }
       if (!call->args.empty()) s.arg = std::shared_ptr<const Expression>(std::move(call->args[0]));
-      if (call->args.size() > 1) s.arg2 = std::shared_ptr<const Expression>(std::move(call->args[1]));
+      if (call->args.size() > 1)
+        s.arg2 = std::shared_ptr<const Expression>(std::move(call->args[1]));
       DataType at = s.arg ? s.arg->result_type() : DataType::kInt64;
       switch (s.kind) {
-        case K::kCount: case K::kCountDistinct: s.result_type = DataType::kInt64; break;
-        case K::kAvg: s.result_type = DataType::kDouble; break;
-        case K::kListAgg: s.result_type = DataType::kString; break;
+        case K::kCount:
+        case K::kCountDistinct:
+          s.result_type = DataType::kInt64;
+          break;
+        case K::kAvg:
+          s.result_type = DataType::kDouble;
+          break;
+        case K::kListAgg:
+          s.result_type = DataType::kString;
+          break;
         case K::kSum:
           if (at != DataType::kInt64 && at != DataType::kDouble && at != DataType::kTimestamp) {
             return Err(it->second, fp, "sum needs a numeric argument");
           }
           s.result_type = at == DataType::kDouble ? DataType::kDouble : DataType::kInt64;
           break;
-        case K::kMinBy: case K::kMaxBy: s.result_type = s.arg2 ? s.arg2->result_type() : at; break;
-        default: s.result_type = at; break;
+        case K::kMinBy:
+        case K::kMaxBy:
+          s.result_type = s.arg2 ? s.arg2->result_type() : at;
+          break;
+        default:
+          s.result_type = at;
+          break;
       }
-      if ((s.kind == K::kAvg) && at != DataType::kInt64 && at != DataType::kDouble && at != DataType::kTimestamp) {
+      if ((s.kind == K::kAvg) && at != DataType::kInt64 && at != DataType::kDouble &&
+          at != DataType::kTimestamp) {
         return Err(it->second, fp, "avg needs a numeric argument");
       }
       specs.push_back(std::move(s));
@@ -860,22 +1003,32 @@ class Compiler {
     if (n["rolling"]) {
       if (!keyed) return Err(n["rolling"], p + ".rolling", "needs keyBy");
       const YAML::Node& r = n["rolling"];
-      if (!r.IsMap() || r.size() != 1) return Err(r, p + ".rolling", "must be one of {sum|min|max|minBy|maxBy: field}");
+      if (!r.IsMap() || r.size() != 1)
+        return Err(r, p + ".rolling", "must be one of {sum|min|max|minBy|maxBy: field}");
       std::string kind = r.begin()->first.as<std::string>();
       std::string field = r.begin()->second.Scalar();
       int fi = in.schema->IndexOf(field);
-      if (fi < 0) return Err(r.begin()->second, p + ".rolling." + kind, "unknown field '" + field + "'");
+      if (fi < 0)
+        return Err(r.begin()->second, p + ".rolling." + kind, "unknown field '" + field + "'");
       using K = RowRollingFieldOperator::Kind;
       K k;
-      if (kind == "sum") k = K::kSum;
-      else if (kind == "min") k = K::kMin;
-      else if (kind == "max") k = K::kMax;
-      else if (kind == "minBy") k = K::kMinBy;
-      else if (kind == "maxBy") k = K::kMaxBy;
-      else return Err(r.begin()->first, p + ".rolling", "unknown rolling aggregation '" + kind + "' (sum, min, max, minBy, maxBy)");
+      if (kind == "sum")
+        k = K::kSum;
+      else if (kind == "min")
+        k = K::kMin;
+      else if (kind == "max")
+        k = K::kMax;
+      else if (kind == "minBy")
+        k = K::kMinBy;
+      else if (kind == "maxBy")
+        k = K::kMaxBy;
+      else
+        return Err(r.begin()->first, p + ".rolling",
+                   "unknown rolling aggregation '" + kind + "' (sum, min, max, minBy, maxBy)");
       KeyedStream<Row, Row> ks = in.stream.KeyBySelector<Row>(selector);
       auto s = ks.TransformKeyed<Row, RowRollingFieldOperator>(
-          "Rolling(" + kind + " " + field + ")", [k, fi] { return std::make_unique<RowRollingFieldOperator>(k, fi); },
+          "Rolling(" + kind + " " + field + ")",
+          [k, fi] { return std::make_unique<RowRollingFieldOperator>(k, fi); },
           MakeTypeInfo<Row>(in.schema));
       return NamedStream{s, in.schema, in.has_timestamps, {}};
     }
@@ -890,7 +1043,8 @@ class Compiler {
         int fi = in.schema->IndexOf(field);
         if (fi < 0) return Err(pr["field"], p + ".process.field", "unknown field '" + field + "'");
         DataType ft = in.schema->field(static_cast<size_t>(fi)).type;
-        if (ft != DataType::kDouble && ft != DataType::kInt64) return Err(pr["field"], p + ".process.field", "must be numeric");
+        if (ft != DataType::kDouble && ft != DataType::kInt64)
+          return Err(pr["field"], p + ".process.field", "must be numeric");
         if (!pr["interval"]) return Err(pr, p + ".process", "interval is required");
         EDDY_ASSIGN_OR_RETURN(Duration interval, Dur(pr["interval"], p + ".process.interval"));
         if (event_time && !in.has_timestamps) return NoTimestamps(n["from"], p);
@@ -898,9 +1052,12 @@ class Compiler {
         fields.push_back({"alert_time", DataType::kTimestamp, false});
         fields.push_back({"message", DataType::kString, false});
         auto schema = std::make_shared<Schema>(std::move(fields));
-        auto s = ks.Process<Row>([fi, field, interval, event_time] {
-          return std::make_shared<RisingValueFunction>(fi, field, interval, event_time);
-        }, "Process(rising " + field + " for " + interval.ToString() + ")", MakeTypeInfo<Row>(schema));
+        auto s = ks.Process<Row>(
+            [fi, field, interval, event_time] {
+              return std::make_shared<RisingValueFunction>(fi, field, interval, event_time);
+            },
+            "Process(rising " + field + " for " + interval.ToString() + ")",
+            MakeTypeInfo<Row>(schema));
         return NamedStream{s, schema, in.has_timestamps, {}};
       }
       if (fn == "dedup" || fn == "deduplicate") {
@@ -908,22 +1065,26 @@ class Compiler {
         if (pr["ttl"]) {
           EDDY_ASSIGN_OR_RETURN(ttl, Dur(pr["ttl"], p + ".process.ttl"));
         }
-        auto s = ks.Process<Row>([ttl] { return std::make_shared<DedupFunction>(ttl); }, "Process(dedup)",
-                                 MakeTypeInfo<Row>(in.schema));
+        auto s = ks.Process<Row>([ttl] { return std::make_shared<DedupFunction>(ttl); },
+                                 "Process(dedup)", MakeTypeInfo<Row>(in.schema));
         return NamedStream{s, in.schema, in.has_timestamps, {}};
       }
-      return Err(pr["function"], p + ".process.function", "unknown function '" + fn + "' (rising-temperature, dedup)");
+      return Err(pr["function"], p + ".process.function",
+                 "unknown function '" + fn + "' (rising-temperature, dedup)");
     }
     // aggregate, with or without a window
-    EDDY_ASSIGN_OR_RETURN(std::vector<AggregateSpec> aggs, Aggregates(n["aggregate"], p + ".aggregate", *in.schema));
+    EDDY_ASSIGN_OR_RETURN(std::vector<AggregateSpec> aggs,
+                          Aggregates(n["aggregate"], p + ".aggregate", *in.schema));
     std::vector<Field> fields = key_fields;
     for (const auto& a : aggs) fields.push_back({a.output, a.result_type, true});
     if (!n["window"]) {
-      if (!keyed) return Err(n["aggregate"], p + ".aggregate", "an aggregate without a window needs keyBy");
+      if (!keyed)
+        return Err(n["aggregate"], p + ".aggregate", "an aggregate without a window needs keyBy");
       auto schema = std::make_shared<Schema>(fields);
       KeyedStream<Row, Row> ks = in.stream.KeyBySelector<Row>(selector);
       auto s = ks.TransformKeyed<Row, RowRollingAggregateOperator>(
-          "Aggregate", [aggs] { return std::make_unique<RowRollingAggregateOperator>(aggs); }, MakeTypeInfo<Row>(schema));
+          "Aggregate", [aggs] { return std::make_unique<RowRollingAggregateOperator>(aggs); },
+          MakeTypeInfo<Row>(schema));
       return NamedStream{s, schema, in.has_timestamps, {}};
     }
     fields.push_back({"window_start", DataType::kTimestamp, false});
@@ -931,8 +1092,9 @@ class Compiler {
     auto schema = std::make_shared<Schema>(fields);
     EDDY_ASSIGN_OR_RETURN(auto assigner, WindowAssignerOf(n["window"], p + ".window", event_time));
     if (assigner->is_event_time() && !in.has_timestamps) return NoTimestamps(n["from"], p);
-    KeyedStream<Row, Row> ks = keyed ? in.stream.KeyBySelector<Row>(selector)
-                                     : in.stream.KeyBySelector<Row>(std::make_shared<RowKeySelector>(std::vector<int>{}));
+    KeyedStream<Row, Row> ks =
+        keyed ? in.stream.KeyBySelector<Row>(selector)
+              : in.stream.KeyBySelector<Row>(std::make_shared<RowKeySelector>(std::vector<int>{}));
     WindowedStream<Row, Row> ws(ks, assigner, !keyed);
     if (n["trigger"]) EDDY_RETURN_NOT_OK(TriggerOf(n["trigger"], p + ".trigger", ws));
     if (n["evictor"]) EDDY_RETURN_NOT_OK(EvictorOf(n["evictor"], p + ".evictor", ws));
@@ -950,11 +1112,13 @@ class Compiler {
     // Evicting windows keep the elements and aggregate them when the window fires.
     DataStream<Row> s =
         (n["evictor"] || has_count_evictor_)
-            ? ws.Process<Row>([aggs, keyed] { return std::make_shared<RowListWindowFunction>(aggs, keyed); },
-                              "aggregate", type)
+            ? ws.Process<Row>(
+                  [aggs, keyed] { return std::make_shared<RowListWindowFunction>(aggs, keyed); },
+                  "aggregate", type)
             : ws.AggregateWith<RowAcc, Row, Row>(
                   [aggs] { return std::make_shared<RowAggregateFunction>(aggs); },
-                  [keyed] { return std::make_shared<RowWindowResultFunction>(keyed); }, "aggregate", type);
+                  [keyed] { return std::make_shared<RowWindowResultFunction>(keyed); }, "aggregate",
+                  type);
     has_count_evictor_ = false;
     trigger_factory_ = nullptr;
     return NamedStream{s, schema, in.has_timestamps, {}};
@@ -982,13 +1146,15 @@ class Compiler {
   DataStream<Row> DropNullKeys(const NamedStream& s, const std::vector<int>& idx) {
     auto keep = [idx](const Row& r) {
       for (int i : idx) {
-        if (static_cast<size_t>(i) >= r.size() || r.Get(static_cast<size_t>(i)).is_null()) return false;
+        if (static_cast<size_t>(i) >= r.size() || r.Get(static_cast<size_t>(i)).is_null())
+          return false;
       }
       return true;
     };
-    DataStream<Row> f = s.stream.Transform<Row>("Filter(join key is not null)", [keep] {
-      return std::make_unique<FilterOperator<Row, decltype(keep)>>(keep);
-    }, MakeTypeInfo<Row>(s.schema));
+    DataStream<Row> f = s.stream.Transform<Row>(
+        "Filter(join key is not null)",
+        [keep] { return std::make_unique<FilterOperator<Row, decltype(keep)>>(keep); },
+        MakeTypeInfo<Row>(s.schema));
     f.SetParallelism(s.stream.node().parallelism);
     return f;
   }
@@ -1004,7 +1170,8 @@ class Compiler {
     std::string type;
     if (j["type"]) {
       EDDY_ASSIGN_OR_RETURN(type, String(j["type"], jp + ".type", true));
-      if (type != "window" && type != "interval") return Err(j["type"], jp + ".type", "must be window or interval");
+      if (type != "window" && type != "interval")
+        return Err(j["type"], jp + ".type", "must be window or interval");
     } else if (j["window"] && !j["between"]) {
       type = "window";
     } else if (j["between"] && !j["window"]) {
@@ -1013,15 +1180,20 @@ class Compiler {
       return Err(j, jp, "type is required: window or interval");
     }
     const bool window = type == "window";
-    if (window && !j["window"]) return Err(j, jp, "type window needs window, e.g. window: {tumbling: 10s}");
-    if (!window && !j["between"]) return Err(j, jp, "type interval needs between, e.g. between: {lower: -5s, upper: 5s}");
-    if (window && j["between"]) return Err(j["between"], jp + ".between", "only applies to type interval");
-    if (!window && j["window"]) return Err(j["window"], jp + ".window", "only applies to type window");
+    if (window && !j["window"])
+      return Err(j, jp, "type window needs window, e.g. window: {tumbling: 10s}");
+    if (!window && !j["between"])
+      return Err(j, jp, "type interval needs between, e.g. between: {lower: -5s, upper: 5s}");
+    if (window && j["between"])
+      return Err(j["between"], jp + ".between", "only applies to type interval");
+    if (!window && j["window"])
+      return Err(j["window"], jp + ".window", "only applies to type window");
 
     // Keys as in Flink's join(...).where(...).equalTo(...): `where` names the left key fields,
     // `equalTo` the right ones (default: the same names). Not `on:` — YAML 1.1 parsers, kubectl's
     // among them, read an `on` key as the boolean true.
-    if (!j["where"]) return Err(j, jp, "where is required: the left key fields, e.g. where: [order_id]");
+    if (!j["where"])
+      return Err(j, jp, "where is required: the left key fields, e.g. where: [order_id]");
     const bool sides = static_cast<bool>(j["equalTo"]);
     const YAML::Node left_on = j["where"];
     const YAML::Node right_on = sides ? j["equalTo"] : j["where"];
@@ -1029,10 +1201,13 @@ class Compiler {
     const std::string left_path = jp + ".where";
     const std::string right_path = jp + (sides ? ".equalTo" : ".where");
     EDDY_ASSIGN_OR_RETURN(std::vector<int> lk, KeyFields(left_on, left_path, *in.schema));
-    EDDY_ASSIGN_OR_RETURN(std::vector<int> rk, KeyFields(right_on, right_path + (sides ? "" : " (of " + with + ")"), *right.schema));
+    EDDY_ASSIGN_OR_RETURN(
+        std::vector<int> rk,
+        KeyFields(right_on, right_path + (sides ? "" : " (of " + with + ")"), *right.schema));
     if (lk.size() != rk.size()) {
-      return Err(right_on, right_path, "where names " + std::to_string(lk.size()) + " key fields and equalTo " +
-                                          std::to_string(rk.size()) + "; they pair up in order");
+      return Err(right_on, right_path,
+                 "where names " + std::to_string(lk.size()) + " key fields and equalTo " +
+                     std::to_string(rk.size()) + "; they pair up in order");
     }
     std::vector<DataType> key_types;
     for (size_t i = 0; i < lk.size(); ++i) {
@@ -1041,7 +1216,8 @@ class Compiler {
       auto t = JoinKeyType(lf.type, rf.type);
       if (!t) {
         const bool seq = right_on.IsSequence();
-        return Err(seq ? right_on[i] : right_on, right_path + (seq ? "[" + std::to_string(i) + "]" : ""),
+        return Err(seq ? right_on[i] : right_on,
+                   right_path + (seq ? "[" + std::to_string(i) + "]" : ""),
                    "key field '" + rf.name + "' (" + std::string(DataTypeName(rf.type)) +
                        ") cannot be compared with left key '" + lf.name + "' (" +
                        std::string(DataTypeName(lf.type)) + ")");
@@ -1051,9 +1227,10 @@ class Compiler {
 
     const bool event_time = time_ != TimeCharacteristic::kProcessingTime;
     if (!window && !event_time) {
-      return Err(j["type"] ? j["type"] : j, jp + ".type",
-                 "an interval join needs event time (time: event or ingestion); in processing time use "
-                 "type: window");
+      return Err(
+          j["type"] ? j["type"] : j, jp + ".type",
+          "an interval join needs event time (time: event or ingestion); in processing time use "
+          "type: window");
     }
     if (event_time && !in.has_timestamps) return NoTimestamps(n["from"], p);
     if (event_time && !right.has_timestamps) return NoTimestampsAt(j["with"], jp + ".with");
@@ -1070,8 +1247,9 @@ class Compiler {
       if (left_names.count(f.name)) g.name = prefix + "_" + f.name;
       if (!names.insert(g.name).second) {
         return Err(j["with"], jp + ".with",
-                   "right field '" + f.name + "' would be " + (g.name == f.name ? "named" : "renamed to") +
-                       " '" + g.name + "', which the left side already has; rename fields with a map step first");
+                   "right field '" + f.name + "' would be " +
+                       (g.name == f.name ? "named" : "renamed to") + " '" + g.name +
+                       "', which the left side already has; rename fields with a map step first");
       }
       fields.push_back(std::move(g));
     }
@@ -1090,35 +1268,41 @@ class Compiler {
       }
       using Tagged = TaggedUnion<Row, Row>;
       EDDY_ASSIGN_OR_RETURN(auto assigner, WindowAssignerOf<Tagged>(w, jp + ".window", event_time));
-      s = l.Join(r)
-              .Where<Row>(left_key)
-              .EqualTo(right_key)
-              .Window(assigner)
-              .Apply<Row>(RowPairJoiner{nl, nr, Row()}, "join", out_type);
+      s = l.Join(r).Where<Row>(left_key).EqualTo(right_key).Window(assigner).Apply<Row>(
+          RowPairJoiner{nl, nr, Row()}, "join", out_type);
     } else {
       const YAML::Node& b = j["between"];
-      EDDY_RETURN_NOT_OK(CheckKeys(b, jp + ".between", {"lower", "upper", "lowerInclusive", "upperInclusive"}));
-      if (!b["lower"] || !b["upper"]) return Err(b, jp + ".between", "lower and upper are required, e.g. {lower: -5s, upper: 5s}");
+      EDDY_RETURN_NOT_OK(
+          CheckKeys(b, jp + ".between", {"lower", "upper", "lowerInclusive", "upperInclusive"}));
+      if (!b["lower"] || !b["upper"])
+        return Err(b, jp + ".between",
+                   "lower and upper are required, e.g. {lower: -5s, upper: 5s}");
       EDDY_ASSIGN_OR_RETURN(Duration lower, SignedDur(b["lower"], jp + ".between.lower"));
       EDDY_ASSIGN_OR_RETURN(Duration upper, SignedDur(b["upper"], jp + ".between.upper"));
       bool lower_inclusive = true, upper_inclusive = true;
       if (b["lowerInclusive"]) {
-        EDDY_ASSIGN_OR_RETURN(lower_inclusive, Bool(b["lowerInclusive"], jp + ".between.lowerInclusive"));
+        EDDY_ASSIGN_OR_RETURN(lower_inclusive,
+                              Bool(b["lowerInclusive"], jp + ".between.lowerInclusive"));
       }
       if (b["upperInclusive"]) {
-        EDDY_ASSIGN_OR_RETURN(upper_inclusive, Bool(b["upperInclusive"], jp + ".between.upperInclusive"));
+        EDDY_ASSIGN_OR_RETURN(upper_inclusive,
+                              Bool(b["upperInclusive"], jp + ".between.upperInclusive"));
       }
       if (lower > upper) {
-        return Err(b, jp + ".between", "lower (" + lower.ToString() + ") must not be after upper (" + upper.ToString() + ")");
+        return Err(
+            b, jp + ".between",
+            "lower (" + lower.ToString() + ") must not be after upper (" + upper.ToString() + ")");
       }
       auto joined = l.KeyBySelector<Row>(left_key)
                         .IntervalJoin(r.KeyBySelector<Row>(right_key))
                         .Between(lower, upper);
       if (!lower_inclusive) joined.LowerBoundExclusive();
       if (!upper_inclusive) joined.UpperBoundExclusive();
-      std::string name = std::string("IntervalJoin(") + (lower_inclusive ? "[" : "(") + lower.ToString() + ", " +
-                         upper.ToString() + (upper_inclusive ? "]" : ")") + ")";
-      s = joined.Process<Row>([nl, nr] { return std::make_shared<RowIntervalJoinFunction>(nl, nr); }, name, out_type);
+      std::string name = std::string("IntervalJoin(") + (lower_inclusive ? "[" : "(") +
+                         lower.ToString() + ", " + upper.ToString() +
+                         (upper_inclusive ? "]" : ")") + ")";
+      s = joined.Process<Row>(
+          [nl, nr] { return std::make_shared<RowIntervalJoinFunction>(nl, nr); }, name, out_type);
     }
     return NamedStream{s, schema, in.has_timestamps && right.has_timestamps, {}};
   }
@@ -1127,16 +1311,20 @@ class Compiler {
     return NoTimestampsAt(from, p + ".from");
   }
   Status NoTimestampsAt(const YAML::Node& n, const std::string& path) const {
-    return Err(n, path,
-               "this step uses event time but its input has no timestamps: give the source a timestamp "
-               "expression (timestamp: ...) or set time: processing");
+    return Err(
+        n, path,
+        "this step uses event time but its input has no timestamps: give the source a timestamp "
+        "expression (timestamp: ...) or set time: processing");
   }
 
   template <class T = Row>
-  Result<std::shared_ptr<const WindowAssigner<T>>> WindowAssignerOf(const YAML::Node& w, const std::string& path,
-                                                                      bool event_time) {
+  Result<std::shared_ptr<const WindowAssigner<T>>> WindowAssignerOf(const YAML::Node& w,
+                                                                    const std::string& path,
+                                                                    bool event_time) {
     if (!w.IsMap() || w.size() != 1) {
-      return Err(w, path, "must be one of {tumbling: 10s}, {sliding: {size, slide}}, {session: {gap}}, {count: {size, slide}}, {global: {}}");
+      return Err(w, path,
+                 "must be one of {tumbling: 10s}, {sliding: {size, slide}}, {session: {gap}}, "
+                 "{count: {size, slide}}, {global: {}}");
     }
     std::string kind = w.begin()->first.as<std::string>();
     const YAML::Node& v = w.begin()->second;
@@ -1153,7 +1341,8 @@ class Compiler {
         }
       }
       if (size.millis() <= 0) return Err(v, kp, "size must be positive");
-      return std::shared_ptr<const WindowAssigner<T>>(std::make_shared<TumblingWindows<T>>(size, offset, event_time));
+      return std::shared_ptr<const WindowAssigner<T>>(
+          std::make_shared<TumblingWindows<T>>(size, offset, event_time));
     }
     if (kind == "sliding") {
       EDDY_RETURN_NOT_OK(CheckKeys(v, kp, {"size", "slide", "offset"}));
@@ -1164,9 +1353,12 @@ class Compiler {
       if (v["offset"]) {
         EDDY_ASSIGN_OR_RETURN(offset, Dur(v["offset"], kp + ".offset"));
       }
-      if (size.millis() <= 0 || slide.millis() <= 0) return Err(v, kp, "size and slide must be positive");
-      if (size.millis() / slide.millis() > 10'000) return Err(v, kp, "size/slide over 10000 windows per element");
-      return std::shared_ptr<const WindowAssigner<T>>(std::make_shared<SlidingWindows<T>>(size, slide, offset, event_time));
+      if (size.millis() <= 0 || slide.millis() <= 0)
+        return Err(v, kp, "size and slide must be positive");
+      if (size.millis() / slide.millis() > 10'000)
+        return Err(v, kp, "size/slide over 10000 windows per element");
+      return std::shared_ptr<const WindowAssigner<T>>(
+          std::make_shared<SlidingWindows<T>>(size, slide, offset, event_time));
     }
     if (kind == "session") {
       Duration gap;
@@ -1177,7 +1369,8 @@ class Compiler {
         EDDY_ASSIGN_OR_RETURN(gap, Dur(v["gap"], kp + ".gap"));
       }
       if (gap.millis() <= 0) return Err(v, kp, "gap must be positive");
-      return std::shared_ptr<const WindowAssigner<T>>(std::make_shared<SessionWindows<T>>(gap, event_time));
+      return std::shared_ptr<const WindowAssigner<T>>(
+          std::make_shared<SessionWindows<T>>(gap, event_time));
     }
     if (kind == "count") {
       int64_t size = 0, slide = 0;
@@ -1198,13 +1391,15 @@ class Compiler {
     if (kind == "global") {
       return std::shared_ptr<const WindowAssigner<T>>(std::make_shared<GlobalWindows<T>>());
     }
-    return Err(w.begin()->first, path, "unknown window '" + kind + "' (tumbling, sliding, session, count, global)");
+    return Err(w.begin()->first, path,
+               "unknown window '" + kind + "' (tumbling, sliding, session, count, global)");
   }
   void ApplyCountWindow(const YAML::Node& w, WindowedStream<Row, Row>& ws) {
     if (!w["count"]) return;
     int64_t size = count_size_, slide = count_slide_;
     if (slide > 0) {
-      if (!trigger_factory_) trigger_factory_ = [slide] { return std::make_unique<CountTrigger<Row>>(slide); };
+      if (!trigger_factory_)
+        trigger_factory_ = [slide] { return std::make_unique<CountTrigger<Row>>(slide); };
       ws.Evictor([size] { return std::make_shared<CountEvictor<Row>>(static_cast<size_t>(size)); });
       has_count_evictor_ = true;
     } else if (!trigger_factory_) {
@@ -1230,10 +1425,17 @@ class Compiler {
     const YAML::Node& s = *spec;
     if (s.IsScalar()) {
       std::string k = s.Scalar();
-      if (k == "eventTime") make = [] { return std::make_unique<EventTimeTrigger<Row>>(); };
-      else if (k == "processingTime") make = [] { return std::make_unique<ProcessingTimeTrigger<Row>>(); };
-      else if (k == "never") make = [] { return std::make_unique<NeverTrigger<Row>>(); };
-      else return Err(t, path, "unknown trigger '" + k + "' (eventTime, processingTime, never, {count: N}, {continuousEventTime: D}, {continuousProcessingTime: D})");
+      if (k == "eventTime")
+        make = [] { return std::make_unique<EventTimeTrigger<Row>>(); };
+      else if (k == "processingTime")
+        make = [] { return std::make_unique<ProcessingTimeTrigger<Row>>(); };
+      else if (k == "never")
+        make = [] { return std::make_unique<NeverTrigger<Row>>(); };
+      else
+        return Err(t, path,
+                   "unknown trigger '" + k +
+                       "' (eventTime, processingTime, never, {count: N}, {continuousEventTime: D}, "
+                       "{continuousProcessingTime: D})");
     } else if (s.IsMap() && s.size() == 1) {
       std::string k = s.begin()->first.as<std::string>();
       const YAML::Node& v = s.begin()->second;
@@ -1251,7 +1453,9 @@ class Compiler {
         return Err(s.begin()->first, path, "unknown trigger '" + k + "'");
       }
     } else {
-      return Err(t, path, "must be a trigger name or {count: N} / {continuousEventTime: D} / {continuousProcessingTime: D}, optionally with purge: true");
+      return Err(t, path,
+                 "must be a trigger name or {count: N} / {continuousEventTime: D} / "
+                 "{continuousProcessingTime: D}, optionally with purge: true");
     }
     if (purge) {
       auto base = make;
@@ -1280,16 +1484,20 @@ class Compiler {
 
   // ---- sinks ----
   Status CompileSink(const YAML::Node& n, const std::string& path) {
-    EDDY_RETURN_NOT_OK(CheckKeys(n, path, {"name", "from", "print", "file", "parallelism", "uid", "chaining", "slotSharingGroup"}));
+    EDDY_RETURN_NOT_OK(CheckKeys(
+        n, path,
+        {"name", "from", "print", "file", "parallelism", "uid", "chaining", "slotSharingGroup"}));
     EDDY_ASSIGN_OR_RETURN(std::string name, Name(n, path));
     sink_names_.insert(name);
     const std::string p = path + " (" + name + ")";
     EDDY_ASSIGN_OR_RETURN(NamedStream in, From(n["from"], p + ".from"));
-    if ((n["print"] ? 1 : 0) + (n["file"] ? 1 : 0) != 1) return Err(n, p, "needs exactly one of print, file");
+    if ((n["print"] ? 1 : 0) + (n["file"] ? 1 : 0) != 1)
+      return Err(n, p, "needs exactly one of print, file");
     DataStream<Row> s = in.stream;
     SchemaPtr schema = in.schema;
     if (n["print"]) {
-      s = in.stream.Sink("Print(" + name + ")", [schema] { return std::make_shared<PrintSinkFunction<Row>>("", schema); });
+      s = in.stream.Sink("Print(" + name + ")",
+                         [schema] { return std::make_shared<PrintSinkFunction<Row>>("", schema); });
     } else {
       const YAML::Node& f = n["file"];
       EDDY_RETURN_NOT_OK(CheckKeys(f, p + ".file", {"path", "format", "delimiter"}));
@@ -1298,12 +1506,14 @@ class Compiler {
       fo.format = RecordFormat::kJson;
       if (f["format"]) {
         auto r = ParseRecordFormat(f["format"].Scalar());
-        if (!r.ok() || *r == RecordFormat::kText) return Err(f["format"], p + ".file.format", "must be json or csv");
+        if (!r.ok() || *r == RecordFormat::kText)
+          return Err(f["format"], p + ".file.format", "must be json or csv");
         fo.format = *r;
       }
       if (f["delimiter"]) {
         EDDY_ASSIGN_OR_RETURN(std::string d, String(f["delimiter"], p + ".file.delimiter", true));
-        if (d.size() != 1) return Err(f["delimiter"], p + ".file.delimiter", "must be one character");
+        if (d.size() != 1)
+          return Err(f["delimiter"], p + ".file.delimiter", "must be one character");
         fo.delimiter = d[0];
       }
       auto probe = RowFormatter::Make(fo, schema);
@@ -1336,7 +1546,8 @@ class Compiler {
 
 }  // namespace
 
-Result<CompiledJob> CompileJobSpec(std::string_view text, const std::string& file_name, const JobSpecOptions& options) {
+Result<CompiledJob> CompileJobSpec(std::string_view text, const std::string& file_name,
+                                   const JobSpecOptions& options) {
   YAML::Node root;
   try {
     root = YAML::Load(std::string(text));

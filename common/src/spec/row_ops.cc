@@ -11,13 +11,16 @@ void RowKeySelector::KeyBytes(const Row& row, std::string& out) const {
   w.PutVarU64(fields_.size());
   static const Value kNull;
   for (int f : fields_) {
-    Serializer<Value>::Write(static_cast<size_t>(f) < row.size() ? row.Get(static_cast<size_t>(f)) : kNull, w);
+    Serializer<Value>::Write(
+        static_cast<size_t>(f) < row.size() ? row.Get(static_cast<size_t>(f)) : kNull, w);
   }
 }
 
 SchemaPtr DeadLetterSchema() {
-  static const SchemaPtr schema = std::make_shared<Schema>(std::vector<Field>{
-      {"source", DataType::kString, false}, {"record", DataType::kString, false}, {"error", DataType::kString, false}});
+  static const SchemaPtr schema =
+      std::make_shared<Schema>(std::vector<Field>{{"source", DataType::kString, false},
+                                                  {"record", DataType::kString, false},
+                                                  {"error", DataType::kString, false}});
   return schema;
 }
 
@@ -37,7 +40,8 @@ void RowSplitOperator::Process(const Row& r, Timestamp ts) {
   size_t start = 0;
   while (true) {
     size_t c = delimiter_.empty() ? std::string::npos : s.find(delimiter_, start);
-    std::string_view piece = std::string_view(s).substr(start, c == std::string::npos ? std::string::npos : c - start);
+    std::string_view piece =
+        std::string_view(s).substr(start, c == std::string::npos ? std::string::npos : c - start);
     row_.Mutable(static_cast<size_t>(out_index_)).SetString(piece);
     out_->Collect(row_, ts);
     if (c == std::string::npos) break;
@@ -77,8 +81,9 @@ void RowParseOperator::Process(const std::string& line, Timestamp ts) {
   ++ctx_->counters->bad_records;
   switch (policy_) {
     case BadRecordPolicy::kFail:
-      ctx_->Fail(Status::ParseError("source '" + source_name_ + "': bad record '" + line.substr(0, 200) +
-                                    "': " + st.message() + " (onError: fail)"));
+      ctx_->Fail(Status::ParseError("source '" + source_name_ + "': bad record '" +
+                                    line.substr(0, 200) + "': " + st.message() +
+                                    " (onError: fail)"));
       break;
     case BadRecordPolicy::kDeadLetter:
       dead_.Mutable(1).SetString(line);
@@ -97,7 +102,8 @@ void RowParseOperator::Process(const std::string& line, Timestamp ts) {
 
 // ---- aggregates ----
 
-RowAggregateFunction::RowAggregateFunction(const std::vector<AggregateSpec>& specs) : specs_(specs) {
+RowAggregateFunction::RowAggregateFunction(const std::vector<AggregateSpec>& specs)
+    : specs_(specs) {
   for (const auto& s : specs_) {
     args_.push_back(s.arg ? s.arg->Clone() : nullptr);
     args2_.push_back(s.arg2 ? s.arg2->Clone() : nullptr);
@@ -124,7 +130,9 @@ void RowAggregateFunction::Add(const Row& v, RowAcc& acc) const {
     if (!args_[i]->Eval(v, x_).ok()) continue;
     if (x_.is_null()) continue;  // SQL: aggregates ignore nulls
     switch (s.kind) {
-      case K::kCount: acc.n[i]++; break;
+      case K::kCount:
+        acc.n[i]++;
+        break;
       case K::kCountDistinct: {
         scratch_.clear();
         ByteWriter w(scratch_);
@@ -176,7 +184,8 @@ void RowAggregateFunction::Add(const Row& v, RowAcc& acc) const {
         break;
       }
       case K::kListAgg: {
-        std::string& out = acc.a[i].type() == DataType::kString ? acc.a[i].MutableString() : acc.a[i].MutableString();
+        std::string& out = acc.a[i].type() == DataType::kString ? acc.a[i].MutableString()
+                                                                : acc.a[i].MutableString();
         if (acc.n[i]++ > 0) out.push_back(',');
         out += x_.ToString();
         break;
@@ -191,8 +200,12 @@ Row RowAggregateFunction::GetResult(const RowAcc& acc) const {
   for (size_t i = 0; i < specs_.size(); ++i) {
     Value& out = r.Mutable(i);
     switch (specs_[i].kind) {
-      case K::kCount: out.SetInt(acc.n[i]); break;
-      case K::kCountDistinct: out.SetInt(static_cast<int64_t>(acc.distinct[i].size())); break;
+      case K::kCount:
+        out.SetInt(acc.n[i]);
+        break;
+      case K::kCountDistinct:
+        out.SetInt(static_cast<int64_t>(acc.distinct[i].size()));
+        break;
       case K::kAvg:
         if (acc.n[i] > 0) out.SetDouble(acc.a[i].AsDouble() / static_cast<double>(acc.n[i]));
         break;
@@ -213,11 +226,13 @@ void RowAggregateFunction::Merge(RowAcc& a, const RowAcc& b) const {
   for (size_t i = 0; i < specs_.size(); ++i) {
     if (b.n[i] == 0 && b.distinct[i].empty()) continue;
     switch (specs_[i].kind) {
-      case K::kCount: a.n[i] += b.n[i]; break;
+      case K::kCount:
+        a.n[i] += b.n[i];
+        break;
       case K::kCountDistinct: {
         std::vector<std::string> m;
-        std::set_union(a.distinct[i].begin(), a.distinct[i].end(), b.distinct[i].begin(), b.distinct[i].end(),
-                       std::back_inserter(m));
+        std::set_union(a.distinct[i].begin(), a.distinct[i].end(), b.distinct[i].begin(),
+                       b.distinct[i].end(), std::back_inserter(m));
         a.distinct[i] = std::move(m);
         break;
       }
@@ -255,7 +270,7 @@ void RowAggregateFunction::Merge(RowAcc& a, const RowAcc& b) const {
       case K::kMinBy:
       case K::kMaxBy: {
         bool better = a.n[i] == 0 || (specs_[i].kind == K::kMinBy ? b.a[i].Compare(a.a[i]) < 0
-                                                                   : b.a[i].Compare(a.a[i]) > 0);
+                                                                  : b.a[i].Compare(a.a[i]) > 0);
         if (better) {
           a.a[i] = b.a[i];
           a.b[i] = b.b[i];
@@ -290,7 +305,8 @@ void RowWindowResultFunction::Process(WindowContext& ctx, const std::vector<Row>
   }
 }
 
-void RowListWindowFunction::Process(WindowContext& ctx, const std::vector<Row>& elements, Collector<Row>& out) {
+void RowListWindowFunction::Process(WindowContext& ctx, const std::vector<Row>& elements,
+                                    Collector<Row>& out) {
   RowAcc acc = agg_.CreateAccumulator();
   for (const Row& e : elements) agg_.Add(e, acc);
   one_.assign(1, agg_.GetResult(acc));
@@ -319,7 +335,8 @@ void RowRollingAggregateOperator::Process(const Row& r, Timestamp ts) {
 }
 
 Status RowRollingFieldOperator::Open() {
-  state_ = Backend()->GetValueState(ValueStateDescriptor<Row>{{"rolling-" + std::to_string(field_), {}}});
+  state_ = Backend()->GetValueState(
+      ValueStateDescriptor<Row>{{"rolling-" + std::to_string(field_), {}}});
   return Status::Ok();
 }
 
@@ -342,7 +359,8 @@ void RowRollingFieldOperator::Process(const Row& r, Timestamp ts) {
         if (a.type() == DataType::kDouble || v.type() == DataType::kDouble) {
           a.SetDouble(a.AsDouble() + v.AsDouble());
         } else {
-          a.SetInt(static_cast<int64_t>(static_cast<uint64_t>(a.int_value()) + static_cast<uint64_t>(v.int_value())));
+          a.SetInt(static_cast<int64_t>(static_cast<uint64_t>(a.int_value()) +
+                                        static_cast<uint64_t>(v.int_value())));
         }
       }
       break;
@@ -438,7 +456,8 @@ void eddy::Serializer<eddy::RowAcc>::Write(const eddy::RowAcc& v, eddy::ByteWrit
 }
 
 bool eddy::Serializer<eddy::RowAcc>::Read(eddy::ByteReader& r, eddy::RowAcc& v) {
-  return Serializer<std::vector<Value>>::Read(r, v.a) && Serializer<std::vector<Value>>::Read(r, v.b) &&
+  return Serializer<std::vector<Value>>::Read(r, v.a) &&
+         Serializer<std::vector<Value>>::Read(r, v.b) &&
          Serializer<std::vector<int64_t>>::Read(r, v.n) &&
          Serializer<std::vector<std::vector<std::string>>>::Read(r, v.distinct);
 }

@@ -26,8 +26,12 @@ uint32_t Murmur3(std::string_view bytes, uint32_t seed) {
   const uint8_t* tail = data + nblocks * 4;
   uint32_t k1 = 0;
   switch (len & 3) {
-    case 3: k1 ^= static_cast<uint32_t>(tail[2]) << 16; [[fallthrough]];
-    case 2: k1 ^= static_cast<uint32_t>(tail[1]) << 8; [[fallthrough]];
+    case 3:
+      k1 ^= static_cast<uint32_t>(tail[2]) << 16;
+      [[fallthrough]];
+    case 2:
+      k1 ^= static_cast<uint32_t>(tail[1]) << 8;
+      [[fallthrough]];
     case 1:
       k1 ^= tail[0];
       k1 *= c1;

@@ -36,7 +36,8 @@ Result<std::vector<OperatorStateStore>> RedistributeOperatorState(
     ByteReader r(old_snapshots[s]);
     if (old_snapshots[s].empty()) continue;
     if (r.GetU8() != kVersion) {
-      return Status::ParseError("operator state of old subtask " + std::to_string(s) + ": unsupported version");
+      return Status::ParseError("operator state of old subtask " + std::to_string(s) +
+                                ": unsupported version");
     }
     uint64_t n = r.GetVarU64();
     for (uint64_t i = 0; i < n && !r.failed(); ++i) {
@@ -48,7 +49,8 @@ Result<std::vector<OperatorStateStore>> RedistributeOperatorState(
       uint64_t count = r.GetVarU64();
       auto [it, inserted] = merged.try_emplace(name, Merged{mode, {}, false});
       if (!inserted && it->second.mode != mode) {
-        return Status::ParseError("operator state '" + name + "' has different modes across subtasks");
+        return Status::ParseError("operator state '" + name +
+                                  "' has different modes across subtasks");
       }
       bool keep = mode != OperatorStateStore::Mode::kBroadcast || !it->second.have_broadcast;
       for (uint64_t k = 0; k < count && !r.failed(); ++k) {
@@ -58,7 +60,8 @@ Result<std::vector<OperatorStateStore>> RedistributeOperatorState(
       if (mode == OperatorStateStore::Mode::kBroadcast) it->second.have_broadcast = true;
     }
     if (r.failed()) {
-      return Status::ParseError("operator state of old subtask " + std::to_string(s) + " is truncated or corrupt");
+      return Status::ParseError("operator state of old subtask " + std::to_string(s) +
+                                " is truncated or corrupt");
     }
   }
   std::vector<OperatorStateStore> out(static_cast<size_t>(new_parallelism));
@@ -69,7 +72,8 @@ Result<std::vector<OperatorStateStore>> RedistributeOperatorState(
         size_t total = m.items.size();
         size_t from = total * static_cast<size_t>(p) / static_cast<size_t>(new_parallelism);
         size_t to = total * static_cast<size_t>(p + 1) / static_cast<size_t>(new_parallelism);
-        e.items.assign(m.items.begin() + static_cast<ptrdiff_t>(from), m.items.begin() + static_cast<ptrdiff_t>(to));
+        e.items.assign(m.items.begin() + static_cast<ptrdiff_t>(from),
+                       m.items.begin() + static_cast<ptrdiff_t>(to));
       } else {
         e.items = m.items;
       }

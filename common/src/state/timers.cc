@@ -59,7 +59,8 @@ void InternalTimerService::ScheduleNextProcessingTimer() {
 
 void InternalTimerService::OnProcessingTime(Timestamp now) {
   scheduled_ = Timestamp::Max();
-  for (const Timer* first = processing_.Peek(); first && first->time <= now; first = processing_.Peek()) {
+  for (const Timer* first = processing_.Peek(); first && first->time <= now;
+       first = processing_.Peek()) {
     Timer t = processing_.Pop();
     backend_->SetCurrentKey(t.key);
     target_->OnProcessingTime(t);

@@ -31,10 +31,10 @@ using SelectorFactory =
 /// One operator of the program as the user wrote it.
 struct StreamNode {
   NodeId id;
-  std::string name;          ///< e.g. "Map", "Window(TumblingEventTimeWindows(10s), count)"
-  std::string uid;           ///< stable id for state matching; derived when empty
+  std::string name;  ///< e.g. "Map", "Window(TumblingEventTimeWindows(10s), count)"
+  std::string uid;   ///< stable id for state matching; derived when empty
   int parallelism = 1;
-  int max_parallelism = 0;   ///< 0 = the job's
+  int max_parallelism = 0;  ///< 0 = the job's
   std::string slot_sharing_group = "default";
   ChainingStrategy chaining = ChainingStrategy::kAlways;
   bool is_source = false;
@@ -93,8 +93,8 @@ class StreamGraph {
 /// A chain of operators that runs as one task (Flink's JobVertex).
 struct JobVertex {
   VertexId id;
-  std::string name;              ///< "Source: readings -> Filter -> Map"
-  std::vector<NodeId> nodes;     ///< chain members, head first, topologically ordered
+  std::string name;           ///< "Source: readings -> Filter -> Map"
+  std::vector<NodeId> nodes;  ///< chain members, head first, topologically ordered
   NodeId head;
   int parallelism = 1;
   int max_parallelism = 128;

@@ -1,8 +1,8 @@
 #pragma once
 
 #include <algorithm>
-#include <map>
 #include <functional>
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -128,10 +128,12 @@ class LambdaKeySelector final : public KeySelector<T> {
 inline bool SetKey(OperatorContext* ctx, std::string_view key_bytes) {
   KeyedStateBackend* b = ctx->keyed_backend;
   b->SetCurrentKey(key_bytes);
-  if (b->range().Contains(b->current_key_group())) [[likely]] return true;
-  ctx->Fail(Status::Internal(ctx->operator_name + ": a record's key maps to key group " +
-                             std::to_string(b->current_key_group().value()) +
-                             ", which this subtask does not own; is the key selector deterministic?"));
+  if (b->range().Contains(b->current_key_group())) [[likely]]
+    return true;
+  ctx->Fail(
+      Status::Internal(ctx->operator_name + ": a record's key maps to key group " +
+                       std::to_string(b->current_key_group().value()) +
+                       ", which this subtask does not own; is the key selector deterministic?"));
   return false;
 }
 
@@ -149,7 +151,9 @@ class WatermarkCombiner {
     return Recompute();
   }
   Watermark current() const { return combined_; }
-  bool all_idle() const { return std::all_of(idle_.begin(), idle_.end(), [](bool b) { return b; }); }
+  bool all_idle() const {
+    return std::all_of(idle_.begin(), idle_.end(), [](bool b) { return b; });
+  }
 
  private:
   bool Recompute() {
@@ -212,11 +216,14 @@ class OneInputOperator : public StreamOperatorBase, public Input<IN>, public Tim
   /// Creates the timer service; call from Open() of keyed operators that use timers.
   InternalTimerService* Timers() {
     if (!timers_) {
-      timers_ = std::make_unique<InternalTimerService>(ctx_->keyed_backend, ctx_->processing_time, this);
+      timers_ =
+          std::make_unique<InternalTimerService>(ctx_->keyed_backend, ctx_->processing_time, this);
     }
     return timers_.get();
   }
-  HeapKeyedStateBackend* Backend() { return static_cast<HeapKeyedStateBackend*>(ctx_->keyed_backend); }
+  HeapKeyedStateBackend* Backend() {
+    return static_cast<HeapKeyedStateBackend*>(ctx_->keyed_backend);
+  }
   Watermark current_watermark() const { return watermark_; }
 
   Output<OUT>* out_ = nullptr;
@@ -248,11 +255,14 @@ class TwoInputOperator : public StreamOperatorBase, public TimerTarget {
   void OnSetup() override { out_ = static_cast<Output<OUT>*>(output_base_); }
   InternalTimerService* Timers() {
     if (!timers_) {
-      timers_ = std::make_unique<InternalTimerService>(ctx_->keyed_backend, ctx_->processing_time, this);
+      timers_ =
+          std::make_unique<InternalTimerService>(ctx_->keyed_backend, ctx_->processing_time, this);
     }
     return timers_.get();
   }
-  HeapKeyedStateBackend* Backend() { return static_cast<HeapKeyedStateBackend*>(ctx_->keyed_backend); }
+  HeapKeyedStateBackend* Backend() {
+    return static_cast<HeapKeyedStateBackend*>(ctx_->keyed_backend);
+  }
   Watermark current_watermark() const { return combiner_.current(); }
 
   Output<OUT>* out_ = nullptr;

@@ -41,7 +41,8 @@ class WindowContext {
 template <class IN, class OUT>
 class ProcessWindowFunction : public RichFunction {
  public:
-  virtual void Process(WindowContext& ctx, const std::vector<IN>& elements, Collector<OUT>& out) = 0;
+  virtual void Process(WindowContext& ctx, const std::vector<IN>& elements,
+                       Collector<OUT>& out) = 0;
   /// Called when a window is purged by its cleanup (allowed lateness passed).
   virtual void Clear(WindowContext& ctx) { (void)ctx; }
 };
@@ -81,7 +82,8 @@ class AggregatingContents final : public WindowContents<IN, OUT> {
     AggregatingStateDescriptor<IN, ACC, MID> d;
     d.name = "window-contents";
     d.aggregate = agg_;
-    state_ = static_cast<heap_internal::AggregatingImpl<IN, ACC, MID>*>(backend->GetAggregatingState(d));
+    state_ =
+        static_cast<heap_internal::AggregatingImpl<IN, ACC, MID>*>(backend->GetAggregatingState(d));
     if (fn_) (void)fn_->Open(rc);
   }
   void Close() override {
@@ -139,15 +141,19 @@ class AggregatingContents final : public WindowContents<IN, OUT> {
 template <class IN, class OUT>
 class ListContents final : public WindowContents<IN, OUT> {
  public:
-  ListContents(std::shared_ptr<ProcessWindowFunction<IN, OUT>> fn, std::shared_ptr<Evictor<IN>> evictor)
+  ListContents(std::shared_ptr<ProcessWindowFunction<IN, OUT>> fn,
+               std::shared_ptr<Evictor<IN>> evictor)
       : fn_(std::move(fn)), evictor_(std::move(evictor)) {}
   void Open(HeapKeyedStateBackend* backend, RuntimeContext& rc) override {
-    state_ = backend->GetListState(ListStateDescriptor<TimestampedValue<IN>>{{"window-contents", {}}});
+    state_ =
+        backend->GetListState(ListStateDescriptor<TimestampedValue<IN>>{{"window-contents", {}}});
     (void)fn_->Open(rc);
   }
   void Close() override { fn_->Close(); }
   void SetNamespace(const Window& w) override { state_->SetNamespace(w.ns()); }
-  void Add(const IN& v, Timestamp ts) override { state_->Add(TimestampedValue<IN>{ts.millis(), v}); }
+  void Add(const IN& v, Timestamp ts) override {
+    state_->Add(TimestampedValue<IN>{ts.millis(), v});
+  }
   bool IsEmpty() override { return state_->Get() == nullptr; }
   void Clear() override { state_->Clear(); }
   void Merge(const Window& target, const std::vector<Window>& sources) override {
@@ -279,8 +285,12 @@ class WindowOperator final : public OneInputOperator<IN, OUT> {
     }
     Watermark current_watermark() override { return op->timers_->current_watermark(); }
     Timestamp current_processing_time() override { return op->timers_->CurrentProcessingTime(); }
-    void RegisterEventTimeTimer(Timestamp t) override { op->timers_->RegisterEventTimeTimer(w.ns(), t); }
-    void DeleteEventTimeTimer(Timestamp t) override { op->timers_->DeleteEventTimeTimer(w.ns(), t); }
+    void RegisterEventTimeTimer(Timestamp t) override {
+      op->timers_->RegisterEventTimeTimer(w.ns(), t);
+    }
+    void DeleteEventTimeTimer(Timestamp t) override {
+      op->timers_->DeleteEventTimeTimer(w.ns(), t);
+    }
     void RegisterProcessingTimeTimer(Timestamp t) override {
       op->timers_->RegisterProcessingTimeTimer(w.ns(), t);
     }
@@ -290,7 +300,8 @@ class WindowOperator final : public OneInputOperator<IN, OUT> {
     ValueState<int64_t>* GetLongState(const std::string& name) override {
       auto it = longs.find(name);
       if (it == longs.end()) {
-        auto* s = op->Backend()->GetValueState(ValueStateDescriptor<int64_t>{{"trigger-" + name, {}}});
+        auto* s =
+            op->Backend()->GetValueState(ValueStateDescriptor<int64_t>{{"trigger-" + name, {}}});
         it = longs.emplace(name, s).first;
       }
       it->second->SetNamespace(w.ns());
@@ -316,8 +327,12 @@ class WindowOperator final : public OneInputOperator<IN, OUT> {
     Window w;
     const Window& window() const override { return w; }
     Watermark current_watermark() const override { return op->timers_->current_watermark(); }
-    Timestamp current_processing_time() const override { return op->timers_->CurrentProcessingTime(); }
-    const std::string& current_key_bytes() const override { return op->ctx_->keyed_backend->current_key(); }
+    Timestamp current_processing_time() const override {
+      return op->timers_->CurrentProcessingTime();
+    }
+    const std::string& current_key_bytes() const override {
+      return op->ctx_->keyed_backend->current_key();
+    }
 
    protected:
     void EmitSide(int tag, const void* value) override {
@@ -387,7 +402,8 @@ class WindowOperator final : public OneInputOperator<IN, OUT> {
     return spec_.assigner->is_event_time() && CleanupTime(w) <= timers_->current_watermark();
   }
   bool IsElementLate(Timestamp ts) const {
-    return spec_.assigner->is_event_time() && ts + spec_.allowed_lateness <= timers_->current_watermark();
+    return spec_.assigner->is_event_time() &&
+           ts + spec_.allowed_lateness <= timers_->current_watermark();
   }
 
   // ---- merging windows (Flink's MergingWindowSet): actual window -> window holding its state ----
@@ -425,7 +441,8 @@ class WindowOperator final : public OneInputOperator<IN, OUT> {
       std::optional<Window> target_state;
       std::vector<Window> merged_state, merged_actual;
       for (const auto& g : group) {
-        auto it = std::find_if(mapping.begin(), mapping.end(), [&](const auto& p) { return p.first == g; });
+        auto it = std::find_if(mapping.begin(), mapping.end(),
+                               [&](const auto& p) { return p.first == g; });
         if (it == mapping.end()) continue;  // the new window has no state yet
         if (!target_state) {
           target_state = it->second;

@@ -46,7 +46,8 @@ class RowFilterOperator final : public OneInputOperator<Row, Row> {
 /// map/project: one expression per output field; the output Row is reused.
 class RowMapOperator final : public OneInputOperator<Row, Row> {
  public:
-  explicit RowMapOperator(std::vector<std::unique_ptr<Expression>> exprs) : exprs_(std::move(exprs)) {
+  explicit RowMapOperator(std::vector<std::unique_ptr<Expression>> exprs)
+      : exprs_(std::move(exprs)) {
     row_.Resize(exprs_.size());
   }
 
@@ -62,7 +63,8 @@ class RowMapOperator final : public OneInputOperator<Row, Row> {
 /// the delimiter (Flink's flatMap split-by-comma example).
 class RowSplitOperator final : public OneInputOperator<Row, Row> {
  public:
-  RowSplitOperator(std::unique_ptr<Expression> e, std::string delimiter, int out_index, size_t out_size)
+  RowSplitOperator(std::unique_ptr<Expression> e, std::string delimiter, int out_index,
+                   size_t out_size)
       : e_(std::move(e)), delimiter_(std::move(delimiter)), out_index_(out_index) {
     row_.Resize(out_size);
   }
@@ -83,8 +85,8 @@ class RowSplitOperator final : public OneInputOperator<Row, Row> {
 class LineParserBase;
 class RowParseOperator final : public OneInputOperator<std::string, Row> {
  public:
-  RowParseOperator(std::unique_ptr<LineParserBase> parser, std::string source_name, BadRecordPolicy policy,
-                   int dead_letter_tag, bool skip_header);
+  RowParseOperator(std::unique_ptr<LineParserBase> parser, std::string source_name,
+                   BadRecordPolicy policy, int dead_letter_tag, bool skip_header);
   ~RowParseOperator() override;
   Status Open() override;
 
@@ -113,7 +115,19 @@ class LineParserBase {
 /// One aggregate of the job spec (count, sum, min, max, avg, first, last, minBy, maxBy,
 /// count distinct, listagg).
 struct AggregateSpec {
-  enum class Kind : uint8_t { kCount, kCountDistinct, kSum, kMin, kMax, kAvg, kFirst, kLast, kMinBy, kMaxBy, kListAgg };
+  enum class Kind : uint8_t {
+    kCount,
+    kCountDistinct,
+    kSum,
+    kMin,
+    kMax,
+    kAvg,
+    kFirst,
+    kLast,
+    kMinBy,
+    kMaxBy,
+    kListAgg
+  };
   std::string output;
   Kind kind = Kind::kCount;
   /// Argument expressions (compiled against the input schema); shared prototypes, cloned per use.
@@ -131,7 +145,8 @@ struct RowAcc {
 };
 
 /// The job spec's aggregates as one AggregateFunction<Row, RowAcc, Row> (result = one field per
-/// aggregate). Not thread-safe (evaluates expressions with scratch state): one instance per subtask.
+/// aggregate). Not thread-safe (evaluates expressions with scratch state): one instance per
+/// subtask.
 class RowAggregateFunction final : public AggregateFunction<Row, RowAcc, Row> {
  public:
   explicit RowAggregateFunction(const std::vector<AggregateSpec>& specs);
@@ -210,7 +225,10 @@ class RowRollingFieldOperator final : public OneInputOperator<Row, Row> {
 class RisingValueFunction final : public ProcessFunction<Row, Row> {
  public:
   RisingValueFunction(int field, std::string field_name, Duration interval, bool event_time)
-      : field_(field), field_name_(std::move(field_name)), interval_(interval), event_time_(event_time) {}
+      : field_(field),
+        field_name_(std::move(field_name)),
+        interval_(interval),
+        event_time_(event_time) {}
   Status Open(RuntimeContext& rc) override;
   void ProcessElement(const Row& v, ProcessContext& ctx, Collector<Row>& out) override;
   void OnTimer(Timestamp t, OnTimerContext& ctx, Collector<Row>& out) override;

@@ -23,7 +23,8 @@ struct Key {
   uint32_t hash;
 };
 inline size_t MixHash(uint32_t h, Namespace ns) {
-  uint64_t x = (static_cast<uint64_t>(h) << 32) ^ static_cast<uint64_t>(ns.a) * 0x9e3779b97f4a7c15ULL ^
+  uint64_t x = (static_cast<uint64_t>(h) << 32) ^
+               static_cast<uint64_t>(ns.a) * 0x9e3779b97f4a7c15ULL ^
                static_cast<uint64_t>(ns.b) * 0xc2b2ae3d27d4eb4fULL;
   x ^= x >> 29;
   return static_cast<size_t>(x);
@@ -164,7 +165,9 @@ class HeapTable : public HeapStateTableBase {
     int64_t ts = 0;  // last write (or read, per TTL update type), processing time
   };
   HeapTable(HeapKeyedStateBackend& backend, uint8_t tag, StateTtlConfig ttl)
-      : backend_(backend), tag_(tag), ttl_(ttl),
+      : backend_(backend),
+        tag_(tag),
+        ttl_(ttl),
         groups_(static_cast<size_t>(std::max(backend.range().size(), 0))) {}
 
   uint8_t kind_tag() const override { return tag_; }
@@ -208,8 +211,8 @@ class HeapTable : public HeapStateTableBase {
       return *e;
     }
     auto& g = Group();
-    auto [it, inserted] = g.try_emplace(
-        heap_internal::Key{backend_.current_key(), ns, backend_.current_hash()});
+    auto [it, inserted] =
+        g.try_emplace(heap_internal::Key{backend_.current_key(), ns, backend_.current_hash()});
     Touch(it->second);
     MaybeCleanup();
     return it->second;
@@ -276,9 +279,11 @@ class HeapTable : public HeapStateTableBase {
   }
 
  private:
-  using Map = std::unordered_map<heap_internal::Key, Entry, heap_internal::KeyHash, heap_internal::KeyEq>;
+  using Map =
+      std::unordered_map<heap_internal::Key, Entry, heap_internal::KeyHash, heap_internal::KeyEq>;
   Map& Group() {
-    return groups_[static_cast<size_t>(backend_.current_key_group().value() - backend_.range().start)];
+    return groups_[static_cast<size_t>(backend_.current_key_group().value() -
+                                       backend_.range().start)];
   }
   bool Expired(const Entry& e, Timestamp now) const {
     return ttl_.enabled() && ttl_.cleanup_full_snapshot && now.millis() - e.ts >= ttl_.ttl.millis();
@@ -328,7 +333,8 @@ class ValueImpl final : public ValueState<V>, public HeapTable<V, Serializer<V>>
 };
 
 template <class V>
-class ListImpl final : public ListState<V>, public HeapTable<std::vector<V>, Serializer<std::vector<V>>> {
+class ListImpl final : public ListState<V>,
+                       public HeapTable<std::vector<V>, Serializer<std::vector<V>>> {
  public:
   using Table = HeapTable<std::vector<V>, Serializer<std::vector<V>>>;
   ListImpl(HeapKeyedStateBackend& b, const StateTtlConfig& ttl) : Table(b, kListTag, ttl) {}
@@ -366,7 +372,9 @@ class MapImpl final : public MapState<K, V>,
     auto it = e->value.find(k);
     return it == e->value.end() ? nullptr : &it->second;
   }
-  void Put(const K& k, const V& v) override { this->LookupOrCreate(ns_).value.insert_or_assign(k, v); }
+  void Put(const K& k, const V& v) override {
+    this->LookupOrCreate(ns_).value.insert_or_assign(k, v);
+  }
   void Remove(const K& k) override {
     auto* e = this->Lookup(ns_);
     if (!e) return;
@@ -415,7 +423,8 @@ class ReducingImpl final : public ReducingState<V>, public HeapTable<V, Serializ
 };
 
 template <class IN, class ACC, class OUT>
-class AggregatingImpl final : public AggregatingState<IN, OUT>, public HeapTable<ACC, Serializer<ACC>> {
+class AggregatingImpl final : public AggregatingState<IN, OUT>,
+                              public HeapTable<ACC, Serializer<ACC>> {
  public:
   using Table = HeapTable<ACC, Serializer<ACC>>;
   AggregatingImpl(HeapKeyedStateBackend& b, const AggregatingStateDescriptor<IN, ACC, OUT>& d)

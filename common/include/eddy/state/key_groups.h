@@ -18,7 +18,8 @@ int DefaultMaxParallelism(int parallelism);
 
 /// keyGroup = murmur(keyBytes) % maxParallelism.
 inline KeyGroup KeyGroupForKeyBytes(std::string_view key_bytes, int max_parallelism) {
-  return KeyGroup(static_cast<int32_t>(Murmur3(key_bytes) % static_cast<uint32_t>(max_parallelism)));
+  return KeyGroup(
+      static_cast<int32_t>(Murmur3(key_bytes) % static_cast<uint32_t>(max_parallelism)));
 }
 inline KeyGroup KeyGroupForHash(uint32_t hash, int max_parallelism) {
   return KeyGroup(static_cast<int32_t>(hash % static_cast<uint32_t>(max_parallelism)));

@@ -11,7 +11,8 @@
 
 namespace eddy::worker {
 
-/// Default network buffer (memory segment) size: 32 KiB, as Flink's taskmanager.memory.segment-size.
+/// Default network buffer (memory segment) size: 32 KiB, as Flink's
+/// taskmanager.memory.segment-size.
 inline constexpr size_t kBufferSize = 32 * 1024;
 
 enum class BufferKind : uint8_t { kData, kEvent };

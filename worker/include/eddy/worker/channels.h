@@ -22,7 +22,8 @@ enum class EventType : uint8_t { kEndOfPartition = 1 };
 
 /// Where a task receives buffers: all channels of all its inputs, in arrival order per channel.
 /// Threading: Push from producer threads (or the network thread); Poll from the owning task.
-/// Bounded: at most the producers' pool sizes are in flight, so the queue needs no limit of its own.
+/// Bounded: at most the producers' pool sizes are in flight, so the queue needs no limit of its
+/// own.
 class InputGate {
  public:
   explicit InputGate(int num_channels) : num_channels_(num_channels) {}
@@ -58,7 +59,8 @@ class ResultPartition final : public RecordWriter {
     int channel;
   };
   ResultPartition(std::unique_ptr<LocalBufferPool> pool, std::vector<Target> targets,
-                  Duration buffer_timeout, IoCounters* counters, const std::atomic<bool>* cancelled);
+                  Duration buffer_timeout, IoCounters* counters,
+                  const std::atomic<bool>* cancelled);
   ~ResultPartition() override;
 
   int num_channels() const override { return static_cast<int>(subs_.size()); }

@@ -53,9 +53,7 @@ class TaskTimeService final : public ProcessingTimeService {
     Timestamp time;
     uint64_t seq;
     std::function<void(Timestamp)> cb;
-    bool operator>(const Entry& o) const {
-      return time != o.time ? time > o.time : seq > o.seq;
-    }
+    bool operator>(const Entry& o) const { return time != o.time ? time > o.time : seq > o.seq; }
   };
   std::function<Timestamp()> clock_;
   std::priority_queue<Entry, std::vector<Entry>, std::greater<>> heap_;
@@ -64,8 +62,8 @@ class TaskTimeService final : public ProcessingTimeService {
 
 /// One parallel instance of a JobVertex: its operator chain, its input channels and its
 /// outgoing partitions, driven by a mailbox loop on a thread of its own. Lifecycle: constructed
-/// by the executor with all wiring, Run() on its thread until the input ends, it fails, or Cancel().
-/// Threading: Run on the task thread; Cancel and metrics from any thread.
+/// by the executor with all wiring, Run() on its thread until the input ends, it fails, or
+/// Cancel(). Threading: Run on the task thread; Cancel and metrics from any thread.
 class Task {
  public:
   struct Wiring {
@@ -119,7 +117,7 @@ class Task {
   std::vector<std::unique_ptr<OperatorStateStore>> op_states_;
   std::vector<std::unique_ptr<RecordDecoder>> decoders_;  // per head input
   std::vector<ChannelReader> readers_;                    // per channel
-  std::vector<WatermarkCombiner> valves_;                  // per head input
+  std::vector<WatermarkCombiner> valves_;                 // per head input
   std::vector<std::vector<int>> input_channels_;          // head input -> local channel numbers
   std::vector<int> channel_local_;                        // channel -> index within its input
   int channels_ended_ = 0;
