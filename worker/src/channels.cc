@@ -98,7 +98,9 @@ void ResultPartition::WriteFrame(int sub, FrameTag tag, Timestamp ts, std::strin
   // Fast path: the whole frame fits into the current buffer.
   if (s.current && s.current->size + h + payload.size() <= kBufferSize) {
     std::memcpy(s.current->data + s.current->size, hdr, h);
-    std::memcpy(s.current->data + s.current->size + h, payload.data(), payload.size());
+    if (!payload.empty()) {  // an empty view may have a null data(): not a valid memcpy source
+      std::memcpy(s.current->data + s.current->size + h, payload.data(), payload.size());
+    }
     s.current->size += h + payload.size();
     if (s.current->size == kBufferSize) Flush(s);
   } else {
