@@ -1327,7 +1327,7 @@ class Compiler {
                  "{count: {size, slide}}, {global: {}}");
     }
     std::string kind = w.begin()->first.as<std::string>();
-    const YAML::Node& v = w.begin()->second;
+    const YAML::Node v = w.begin()->second;  // a copy: the iterator yields a temporary
     const std::string kp = path + "." + kind;
     if (kind == "tumbling") {
       Duration size, offset;
@@ -1438,7 +1438,7 @@ class Compiler {
                        "{continuousProcessingTime: D})");
     } else if (s.IsMap() && s.size() == 1) {
       std::string k = s.begin()->first.as<std::string>();
-      const YAML::Node& v = s.begin()->second;
+      const YAML::Node v = s.begin()->second;  // a copy: the iterator yields a temporary
       if (k == "count") {
         EDDY_ASSIGN_OR_RETURN(int64_t c, Int64(v, path + ".count"));
         if (c <= 0) return Err(v, path + ".count", "must be positive");
@@ -1468,7 +1468,7 @@ class Compiler {
   Status EvictorOf(const YAML::Node& e, const std::string& path, WindowedStream<Row, Row>& ws) {
     if (!e.IsMap() || e.size() != 1) return Err(e, path, "must be {count: N} or {time: D}");
     std::string k = e.begin()->first.as<std::string>();
-    const YAML::Node& v = e.begin()->second;
+    const YAML::Node v = e.begin()->second;  // a copy: the iterator yields a temporary
     if (k == "count") {
       EDDY_ASSIGN_OR_RETURN(int64_t c, Int64(v, path + ".count"));
       if (c <= 0) return Err(v, path + ".count", "must be positive");
