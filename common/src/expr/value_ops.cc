@@ -1,4 +1,5 @@
 #include "common/src/expr/value_ops.h"
+#include "eddy/spec/formats.h"
 
 #include <bit>
 #include <charconv>
@@ -54,16 +55,7 @@ bool DoubleToInt64(double d, int64_t& out) {
   return true;
 }
 
-// Howard Hinnant's days_from_civil / civil_from_days (proleptic Gregorian calendar).
-int64_t DaysFromCivil(int64_t y, unsigned m, unsigned d) {
-  y -= m <= 2 ? 1 : 0;
-  int64_t era = (y >= 0 ? y : y - 399) / 400;
-  auto yoe = static_cast<unsigned>(y - era * 400);
-  unsigned doy = (153 * (m > 2 ? m - 3 : m + 9) + 2) / 5 + d - 1;
-  unsigned doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-  return era * 146097 + static_cast<int64_t>(doe) - 719468;
-}
-
+// Howard Hinnant's civil_from_days (proleptic Gregorian calendar).
 void CivilFromDays(int64_t z, int64_t& y, unsigned& m, unsigned& d) {
   z += 719468;
   int64_t era = (z >= 0 ? z : z - 146096) / 146097;
@@ -75,32 +67,6 @@ void CivilFromDays(int64_t z, int64_t& y, unsigned& m, unsigned& d) {
   d = doy - (153 * mp + 2) / 5 + 1;
   m = mp < 10 ? mp + 3 : mp - 9;
   if (m <= 2) ++y;
-}
-
-unsigned DaysInMonth(int64_t y, unsigned m) {
-  static constexpr unsigned kDays[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
-  if (m == 2 && (y % 4 == 0 && (y % 100 != 0 || y % 400 == 0))) return 29;
-  return kDays[m - 1];
-}
-
-/// Reads exactly `n` decimal digits at s[i...].
-bool ReadDigits(std::string_view s, size_t& i, int n, int& out) {
-  int v = 0;
-  for (int k = 0; k < n; ++k) {
-    if (i >= s.size() || s[i] < '0' || s[i] > '9') return false;
-    v = v * 10 + (s[i] - '0');
-    ++i;
-  }
-  out = v;
-  return true;
-}
-
-bool ReadChar(std::string_view s, size_t& i, char c) {
-  if (i < s.size() && s[i] == c) {
-    ++i;
-    return true;
-  }
-  return false;
 }
 
 uint64_t Mix64(uint64_t x) {
@@ -146,61 +112,8 @@ void AppendTimestamp(int64_t ms, std::string& out) {
 }
 
 bool ParseTimestamp(std::string_view s, int64_t& ms) {
-  s = TrimSpace(s);
-  size_t i = 0;
-  int year = 0, month = 0, day = 0;
-  if (!ReadDigits(s, i, 4, year) || !ReadChar(s, i, '-') || !ReadDigits(s, i, 2, month) ||
-      !ReadChar(s, i, '-') || !ReadDigits(s, i, 2, day)) {
-    return false;
-  }
-  if (month < 1 || month > 12 || day < 1 ||
-      static_cast<unsigned>(day) > DaysInMonth(year, static_cast<unsigned>(month))) {
-    return false;
-  }
-  int hour = 0, minute = 0, second = 0, millis = 0, offset_minutes = 0;
-  if (i < s.size()) {
-    if (s[i] != 'T' && s[i] != 't' && s[i] != ' ') return false;
-    ++i;
-    if (!ReadDigits(s, i, 2, hour) || !ReadChar(s, i, ':') || !ReadDigits(s, i, 2, minute)) {
-      return false;
-    }
-    if (ReadChar(s, i, ':')) {
-      if (!ReadDigits(s, i, 2, second)) return false;
-      if (ReadChar(s, i, '.') || ReadChar(s, i, ',')) {
-        int digits = 0;
-        while (i < s.size() && s[i] >= '0' && s[i] <= '9') {
-          if (digits < 3) millis = millis * 10 + (s[i] - '0');
-          ++digits;
-          ++i;
-        }
-        if (digits == 0 || digits > 9) return false;
-        for (int k = digits; k < 3; ++k) millis *= 10;
-      }
-    }
-    if (hour > 23 || minute > 59 || second > 59) return false;
-    if (i < s.size()) {
-      if (s[i] == 'Z' || s[i] == 'z') {
-        ++i;
-      } else if (s[i] == '+' || s[i] == '-') {
-        int sign = s[i] == '-' ? -1 : 1;
-        ++i;
-        int oh = 0, om = 0;
-        if (!ReadDigits(s, i, 2, oh)) return false;
-        // Minutes are optional: +01, +0100 and +01:00 all work.
-        bool colon = ReadChar(s, i, ':');
-        if ((colon || i < s.size()) && !ReadDigits(s, i, 2, om)) return false;
-        if (oh > 18 || om > 59) return false;
-        offset_minutes = sign * (oh * 60 + om);
-      } else {
-        return false;
-      }
-    }
-    if (i != s.size()) return false;
-  }
-  int64_t days = DaysFromCivil(year, static_cast<unsigned>(month), static_cast<unsigned>(day));
-  ms = ((days * 24 + hour) * 60 + minute - offset_minutes) * 60'000 + int64_t{second} * 1000 +
-       millis;
-  return true;
+  // One timestamp grammar for the whole project: the record formats' parser.
+  return ParseTimestampText(TrimSpace(s), ms);
 }
 
 void AppendText(const Value& v, std::string& out) {
