@@ -79,6 +79,7 @@ void LocalBufferPool::Recycle(NetworkBuffer* b) {
     free_.push_back(b);
   }
   cv_.notify_one();
+  if (on_recycle_) on_recycle_();
 }
 
 size_t LocalBufferPool::available() const {

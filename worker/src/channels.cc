@@ -144,7 +144,7 @@ void ResultPartition::Flush(Sub& s) {
   NetworkBuffer* b = s.current;
   s.current = nullptr;
   counters_->buffers_out.fetch_add(1, std::memory_order_relaxed);
-  s.target.gate->Push(s.target.channel, b);
+  s.target.Push(b);
 }
 
 int64_t ResultPartition::FlushIfDue(int64_t now_ms) {
@@ -176,7 +176,7 @@ void ResultPartition::Finish() {
     b->kind = BufferKind::kEvent;
     b->data[0] = static_cast<char>(EventType::kEndOfPartition);
     b->size = 1;
-    s.target.gate->Push(s.target.channel, b);
+    s.target.Push(b);
   }
 }
 

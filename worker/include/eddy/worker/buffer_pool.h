@@ -3,6 +3,7 @@
 #include <atomic>
 #include <condition_variable>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <vector>
@@ -65,6 +66,9 @@ class LocalBufferPool {
   size_t available() const;
   /// Wakes a blocked Request (cancellation).
   void Wake();
+  /// Called (on the recycling thread, outside the pool's lock) after every Recycle; set before
+  /// the pool is shared. The network layer turns recycled receive buffers into credits.
+  void SetRecycleListener(std::function<void()> f) { on_recycle_ = std::move(f); }
 
  private:
   LocalBufferPool(NetworkBufferPool* global, size_t n);
@@ -74,6 +78,7 @@ class LocalBufferPool {
   mutable std::mutex mu_;
   std::condition_variable cv_;
   std::vector<NetworkBuffer*> free_;
+  std::function<void()> on_recycle_;
 };
 
 }  // namespace eddy::worker

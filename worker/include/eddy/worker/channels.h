@@ -20,6 +20,14 @@ enum class FrameTag : uint8_t { kRecord = 0, kRecordTs = 1, kWatermark = 2, kIdl
 /// Event buffers carry exactly one event (always flushed immediately).
 enum class EventType : uint8_t { kEndOfPartition = 1 };
 
+/// Where a producer hands a full (or flushed) buffer for one consumer channel that is not a
+/// gate of this process: the network layer. Takes ownership of the buffer.
+class BufferSink {
+ public:
+  virtual ~BufferSink() = default;
+  virtual void Push(NetworkBuffer* b) = 0;
+};
+
 /// Where a task receives buffers: all channels of all its inputs, in arrival order per channel.
 /// Threading: Push from producer threads (or the network thread); Poll from the owning task.
 /// Bounded: at most the producers' pool sizes are in flight, so the queue needs no limit of its
@@ -54,9 +62,18 @@ struct IoCounters {
 /// on the buffer timeout, and immediately for events.
 class ResultPartition final : public RecordWriter {
  public:
+  /// A consumer channel: a gate of this process (local hand-over) or a remote sink.
   struct Target {
-    InputGate* gate;
-    int channel;
+    InputGate* gate = nullptr;
+    int channel = 0;
+    BufferSink* remote = nullptr;
+    void Push(NetworkBuffer* b) const {
+      if (remote) {
+        remote->Push(b);
+      } else {
+        gate->Push(channel, b);
+      }
+    }
   };
   ResultPartition(std::unique_ptr<LocalBufferPool> pool, std::vector<Target> targets,
                   Duration buffer_timeout, IoCounters* counters,
