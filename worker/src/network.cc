@@ -18,9 +18,12 @@ namespace {
 //   header: 'E' 'D' version type attempt:u64 edge:u32 producer:u32 consumer:u32 value:u32 [kind:u8]
 //   data:   header (value = sender backlog in buffers, kind = BufferKind) + payload frame
 //   credit: header (value = credits granted), no payload
+//   backlog: header (value = buffers queued), no payload; a sender out of credit announces its
+//            backlog once so that the receiver can assign floating buffers to it
 constexpr uint8_t kVersion = 1;
 constexpr uint8_t kTypeData = 1;
 constexpr uint8_t kTypeCredit = 2;
+constexpr uint8_t kTypeBacklog = 3;
 constexpr size_t kCreditHeader = 28;
 constexpr size_t kDataHeader = 29;
 
@@ -68,6 +71,7 @@ struct NetworkService::Impl final {
     Peer* dealer = nullptr;
     std::deque<NetworkBuffer*> queue;  // I/O thread only
     uint32_t credit = 0;
+    bool announced = false;  // backlog announced since the last credit
     void Push(NetworkBuffer* b) override { impl->Enqueue(this, b); }
   };
 
@@ -197,6 +201,12 @@ struct NetworkService::Impl final {
       stats->buffers_sent.fetch_add(1, std::memory_order_relaxed);
       stats->bytes_sent.fetch_add(size, std::memory_order_relaxed);
     }
+    if (c.credit == 0 && !c.queue.empty() && !c.announced) {
+      char h[kCreditHeader];
+      EncodeHeader(h, kTypeBacklog, c.key, static_cast<uint32_t>(c.queue.size()));
+      c.dealer->dealer->send(zmq::const_buffer(h, kCreditHeader), zmq::send_flags::none);
+      c.announced = true;
+    }
   }
 
   // ---- receiving ----
@@ -270,6 +280,18 @@ struct NetworkService::Impl final {
     if (c.backlog > c.credit) Grant(g);
   }
 
+  void OnBacklog(const ChannelKey& k, uint32_t backlog) {
+    auto it = in_index.find(k);
+    if (it == in_index.end()) {
+      stats->unknown_channel_messages.fetch_add(1, std::memory_order_relaxed);
+      return;
+    }
+    InGate& g = *it->second.first;
+    InChannel& c = g.channels[it->second.second];
+    c.backlog = static_cast<int>(std::min<uint32_t>(backlog, 1u << 20));
+    if (g.started) Grant(g);
+  }
+
   void OnCredit(const ChannelKey& k, uint32_t n) {
     auto it = out.find(k);
     if (it == out.end()) {
@@ -284,6 +306,7 @@ struct NetworkService::Impl final {
       return;
     }
     c.credit += n;
+    c.announced = false;
     TrySend(c);
   }
 
@@ -325,6 +348,12 @@ struct NetworkService::Impl final {
         return;
       }
       OnCredit(k, value);
+    } else if (type == kTypeBacklog) {
+      if (hdr.size() != kCreditHeader || has_payload) {
+        Malformed("backlog message of the wrong size");
+        return;
+      }
+      OnBacklog(k, value);
     } else if (type == kTypeData) {
       if (hdr.size() != kDataHeader || !has_payload || payload.size() > kBufferSize) {
         Malformed("data message of the wrong size");
