@@ -709,6 +709,7 @@ struct Options {
   bool fork = true;
   bool check = true;
   bool list = false;
+  bool csv = false;
 };
 
 void Usage() {
@@ -721,7 +722,9 @@ void Usage() {
       "  --records=N    use N records for every selected case\n"
       "  --no-fork      run in this process (for profilers; peak RSS is then cumulative)\n"
       "  --no-check     skip the untimed baseline run that checks each engine case's outputs\n"
-      "  --list         list cases and their default record counts\n");
+      "  --list         list cases and their default record counts\n"
+      "  --csv          results as CSV on stdout instead of the Markdown table: one line per\n"
+      "                 case, with the outputs' checksum (the banner goes to stderr)\n");
 }
 
 bool ParseArgs(int argc, char** argv, Options& o) {
@@ -742,6 +745,8 @@ bool ParseArgs(int argc, char** argv, Options& o) {
       o.check = false;
     } else if (a == "--list") {
       o.list = true;
+    } else if (a == "--csv") {
+      o.csv = true;
     } else if (a.starts_with("--")) {
       std::fprintf(stderr, "unknown option %s\n", argv[i]);
       Usage();
@@ -793,7 +798,8 @@ int main(int argc, char** argv) {
 
   double load[3] = {0, 0, 0};
   getloadavg(load, 3);
-  std::printf(
+  std::fprintf(
+      opt.csv ? stderr : stdout,
       "engine_bench: %d run(s) per case, median by records/s per core; %ld CPUs online; load "
       "average "
       "%.2f %.2f %.2f; g++ %s%s\n",
@@ -866,11 +872,17 @@ int main(int argc, char** argv) {
     reference[s.c] = opt.fork ? MeasureInChild(*bc->second, s.median.records)
                               : Measure(*bc->second, s.median.records);
   }
-  std::printf(
-      "\n| case | records | wall s | cpu s | cores | records/s | records/s/core | best/core | "
-      "spread | peak RSS MiB | "
-      "target/core | vs target | vs baseline | outputs |\n");
-  std::printf("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|\n");
+  if (opt.csv) {
+    std::printf(
+        "case,group,kind,records,wall_s,cpu_s,cores,records_per_s,records_per_core_s,"
+        "best_per_core_s,spread_pct,peak_rss_kib,outputs,checksum,check\n");
+  } else {
+    std::printf(
+        "\n| case | records | wall s | cpu s | cores | records/s | records/s/core | best/core | "
+        "spread | peak RSS MiB | "
+        "target/core | vs target | vs baseline | outputs |\n");
+    std::printf("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|\n");
+  }
   int bad = 0;
   for (const auto& s : summaries) {
     const Measurement& m = s.median;
@@ -910,6 +922,18 @@ int main(int argc, char** argv) {
     }
     if (s.c->kind == Kind::kBaseline) std::snprintf(vs_base, sizeof(vs_base), "1x");
     if (check != "ok" && check != "= baseline") ++bad;
+    if (opt.csv) {
+      std::replace(check.begin(), check.end(), ',', ';');
+      const char* kind = s.c->kind == Kind::kEngine     ? "engine"
+                         : s.c->kind == Kind::kBaseline ? "baseline"
+                                                        : "reference";
+      std::printf("%s,%s,%s,%" PRId64 ",%.4f,%.4f,%.3f,%.1f,%.1f,%.1f,%.1f,%" PRId64 ",%" PRId64
+                  ",%" PRIu64 ",%s\n",
+                  s.c->name.c_str(), s.c->group.c_str(), kind, m.records, m.wall_s, m.cpu_s,
+                  m.wall_s > 0 ? m.cpu_s / m.wall_s : 0, rate, pc, s.per_core_max, spread,
+                  m.maxrss_kib, m.outputs, m.checksum, check.c_str());
+      continue;
+    }
     std::printf("| %s | %" PRId64
                 " | %.2f | %.2f | %.2f | %s | %s | %s | %.0f%% | %.0f | %s | %s | %s | %" PRId64
                 " %s |\n",
@@ -919,6 +943,10 @@ int main(int argc, char** argv) {
                 target.c_str(), vs_target, vs_base, m.outputs, check.c_str());
   }
   getloadavg(load, 3);
+  if (opt.csv) {
+    std::fprintf(stderr, "load average at the end: %.2f %.2f %.2f\n", load[0], load[1], load[2]);
+    return bad == 0 ? 0 : 2;
+  }
   std::printf("\nload average at the end: %.2f %.2f %.2f\n", load[0], load[1], load[2]);
   std::printf(
       "records/s/core = records / (user+sys CPU s of the process during the job), median run; "

@@ -4,15 +4,40 @@ set -euo pipefail
 PKGS=(cmake ninja-build g++ pkg-config libgtest-dev libgmock-dev libbenchmark-dev
       libcpprest-dev libssl-dev nlohmann-json3-dev libyaml-cpp-dev libprotobuf-dev protobuf-compiler
       libzmq3-dev cppzmq-dev librocksdb-dev prometheus-cpp-dev clang-format python3 python3-pip)
-missing=()
-for p in "${PKGS[@]}"; do
-  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
-done
-if ((${#missing[@]})); then
-  echo "setup: installing ${missing[*]}" >&2
-  SUDO=""; [[ $(id -u) -ne 0 ]] && SUDO="sudo"
+# Tools the tests run (promtool and a real Prometheus server for tests/python/prom_harness.py).
+TOOLS=(prometheus)
+installed() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok installed"; }
+missing=() missing_tools=()
+for p in "${PKGS[@]}"; do installed "$p" || missing+=("$p"); done
+for p in "${TOOLS[@]}"; do installed "$p" || missing_tools+=("$p"); done
+SUDO=""; [[ $(id -u) -ne 0 ]] && SUDO="sudo"
+if ((${#missing[@]} + ${#missing_tools[@]})); then
+  echo "setup: installing ${missing[*]} ${missing_tools[*]}" >&2
   $SUDO apt-get update -qq
+fi
+if ((${#missing[@]})); then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+if ((${#missing_tools[@]})); then
+  # Debian's prometheus package starts a system service on :9090. The tests start their own
+  # Prometheus on an ephemeral port, so the packaged service must not run: a policy-rc.d that
+  # answers 101 ("action forbidden") keeps the package scripts from starting it, and on systemd
+  # hosts it is disabled as well so that it does not start at the next boot. No recommends: they
+  # pull in prometheus-node-exporter, another service.
+  policy=/usr/sbin/policy-rc.d own_policy=0
+  if [[ ! -e $policy ]]; then
+    printf '#!/bin/sh\nexit 101\n' | $SUDO tee "$policy" >/dev/null
+    $SUDO chmod 755 "$policy"
+    own_policy=1
+  fi
+  rc=0
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends \
+    "${missing_tools[@]}" >/dev/null || rc=$?
+  if ((own_policy)); then $SUDO rm -f "$policy"; fi
+  ((rc == 0)) || exit "$rc"
+  if [[ -d /run/systemd/system ]]; then
+    $SUDO systemctl disable --now prometheus.service >/dev/null 2>&1 || true
+  fi
 fi
 
 # Test harness tools (pytest, jsonschema, pyyaml) for the Python-based tests.

@@ -83,7 +83,7 @@ struct ExprHolder {
 /// `eddy plan`/`validate` never touch it and every run starts a fresh file.
 class SharedOutputFile {
  public:
-  explicit SharedOutputFile(std::string path) : path_(std::move(path)) {}
+  SharedOutputFile(std::string path, bool append) : path_(std::move(path)), append_(append) {}
   ~SharedOutputFile() {
     writer_.reset();
     if (file_) std::fclose(file_);
@@ -94,7 +94,7 @@ class SharedOutputFile {
     std::error_code ec;
     auto parent = std::filesystem::path(path_).parent_path();
     if (!parent.empty()) std::filesystem::create_directories(parent, ec);
-    file_ = std::fopen(path_.c_str(), "w");
+    file_ = std::fopen(path_.c_str(), append_ ? "a" : "w");
     if (!file_)
       return Status::IOError("file sink: cannot open '" + path_ +
                              "' for writing: " + std::strerror(errno));
@@ -104,6 +104,7 @@ class SharedOutputFile {
 
  private:
   std::string path_;
+  bool append_;
   std::mutex mu_;
   std::FILE* file_ = nullptr;
   std::unique_ptr<LineWriter> writer_;
@@ -225,7 +226,8 @@ class Compiler {
       return Err(root, "", "a job spec is a mapping with name, sources, steps and sinks");
     EDDY_RETURN_NOT_OK(CheckKeys(root, "",
                                  {"name", "parallelism", "maxParallelism", "time", "bufferTimeout",
-                                  "chaining", "sources", "steps", "sinks", "sql", "library"}));
+                                  "chaining", "sources", "steps", "sinks", "sql", "library",
+                                  "restartStrategy"}));
     if (root["sql"] || root["library"]) {
       return Err(root["sql"] ? root["sql"] : root["library"], root["sql"] ? "sql" : "library",
                  "not supported yet by this version of Eddy (use sources/steps/sinks)");
@@ -288,6 +290,7 @@ class Compiler {
     }
     auto st = env_->graph().Finalize();
     if (!st.ok()) return st.WithContext(file_);
+    for (const auto& [path, f] : output_files_) job_.output_files.push_back(path);
     return std::move(job_);
   }
 
@@ -1520,7 +1523,7 @@ class Compiler {
       if (!probe.ok()) return Err(f, p + ".file", probe.status().message());
       std::string resolved = Resolve(fpath);
       auto& shared = output_files_[resolved];
-      if (!shared) shared = std::make_shared<SharedOutputFile>(resolved);
+      if (!shared) shared = std::make_shared<SharedOutputFile>(resolved, options_.append_output_files);
       auto file = shared;
       s = in.stream.Sink("FileSink(" + name + ")", [file, fo, schema] {
         return std::make_shared<FileSinkFunction>(file, fo, schema);

@@ -3,6 +3,7 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "eddy/datastream.h"
 #include "eddy/status.h"
@@ -18,12 +19,18 @@ struct JobSpecOptions {
   int parallelism = 0;
   /// Folder relative paths resolve against; default: the job file's folder.
   std::string base_dir;
+  /// File sinks append instead of truncating at open. Set when the sink's subtasks run in
+  /// several processes: the coordinator truncates the files (CompiledJob::output_files) once per
+  /// execution attempt, every subtask appends whole lines.
+  bool append_output_files = false;
 };
 
 /// A job spec compiled into a program (StreamGraph) ready to run.
 struct CompiledJob {
   std::string name;
   std::unique_ptr<StreamExecutionEnvironment> env;
+  /// Resolved paths of the file sinks' outputs.
+  std::vector<std::string> output_files;
 };
 
 /// Compiles a job spec (YAML or JSON; the `spec.job` of a FlinkJob). Every problem is reported

@@ -84,6 +84,7 @@ class Task {
   void Cancel();
   const std::string& name() const { return name_; }
   int subtask() const { return subtask_; }
+  VertexId vertex_id() const { return vertex_.id; }
   InputGate* gate() { return wiring_.gate.get(); }
   const TaskMetrics& metrics() const { return metrics_; }
   const IoCounters& io() const { return *wiring_.io; }
