@@ -117,7 +117,13 @@ class SinkFunction : public RichFunction {
   virtual void Invoke(const T& value, Timestamp ts) = 0;
   /// Called when the input ended (bounded streams) before Close.
   virtual void Finish() {}
+  /// Writes out what the sink buffered. Called on the task thread at most kSinkFlushInterval
+  /// after a record arrived, so buffering sinks never hold output back while input pauses.
+  virtual void Flush() {}
 };
+
+/// How long a buffering sink may hold a record before Flush() is called.
+inline constexpr Duration kSinkFlushInterval = Duration::Millis(50);
 
 /// Timers for process functions; keyed streams only.
 class TimerService {

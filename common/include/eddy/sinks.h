@@ -80,6 +80,7 @@ class PrintSinkFunction final : public SinkFunction<T> {
     lines_.LineDone();
   }
   void Finish() override { lines_.Flush(); }
+  void Flush() override { lines_.Flush(); }
   void Close() override { lines_.Flush(); }
 
  private:

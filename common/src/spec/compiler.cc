@@ -127,6 +127,9 @@ class FileSinkFunction final : public SinkFunction<Row> {
     lines_->LineDone();
   }
   void Finish() override { lines_->Flush(); }
+  void Flush() override {
+    if (lines_) lines_->Flush();
+  }
   void Close() override {
     if (lines_) lines_->Flush();
   }

@@ -125,14 +125,29 @@ class SinkOperator final : public OneInputOperator<IN, IN> {
   void Process(const IN& v, Timestamp ts) override {
     if constexpr (requires { f_->Invoke(v, ts); }) {
       f_->Invoke(v, ts);
+      if constexpr (requires { f_->Flush(); }) {
+        if (!flush_pending_) ScheduleFlush();
+      }
     } else {
       f_(v, ts);
     }
   }
 
  private:
+  // One timer per flush interval while records arrive; none while the input is quiet.
+  void ScheduleFlush() {
+    ProcessingTimeService* pt = this->ctx_ ? this->ctx_->processing_time : nullptr;
+    if (!pt) return;
+    flush_pending_ = true;
+    pt->RegisterTimer(pt->Now() + kSinkFlushInterval, [this](Timestamp) {
+      flush_pending_ = false;
+      f_->Flush();
+    });
+  }
+
   F f_;
   std::unique_ptr<RuntimeContext> rc_;
+  bool flush_pending_ = false;
 };
 
 /// Rolling reduce on a keyed stream: emits the running result for every element.
