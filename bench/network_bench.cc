@@ -145,8 +145,9 @@ int main(int argc, char** argv) {
     if (a == "--reps") reps = std::atoi(argv[i + 1]);
     if (a == "--timeout-ms") timeout_ms = std::atoll(argv[i + 1]);
   }
-  std::printf("100-byte records, 32 KiB buffers, buffer timeout %lld ms, %lld records, median of %d\n\n",
-              static_cast<long long>(timeout_ms), static_cast<long long>(records), reps);
+  std::printf(
+      "100-byte records, 32 KiB buffers, buffer timeout %lld ms, %lld records, median of %d\n\n",
+      static_cast<long long>(timeout_ms), static_cast<long long>(records), reps);
   std::printf("| channel | rec/s (wall) | rec/s per core | cores busy | vs local per core |\n");
   std::printf("|---|---:|---:|---:|---:|\n");
   double local_per_core = 0;

@@ -3,6 +3,7 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
+#include <yaml-cpp/yaml.h>
 #include <atomic>
 #include <chrono>
 #include <cstdio>
@@ -13,7 +14,6 @@
 #include <mutex>
 #include <set>
 #include <thread>
-#include <yaml-cpp/yaml.h>
 
 #include <zmq.hpp>
 
@@ -134,7 +134,7 @@ struct ControlPlane::Impl {
     int64_t start_epoch = 0, end_epoch = -1;
     // Current execution attempt.
     uint64_t attempt = 0;
-    bool attempt_live = false;  // deployed and not yet released
+    bool attempt_live = false;             // deployed and not yet released
     std::vector<std::vector<Task>> tasks;  // [vertex][subtask]
     std::set<std::string> workers;         // involved in the attempt
     int acks_pending = 0;
@@ -252,8 +252,8 @@ struct ControlPlane::Impl {
     ack->set_accepted(true);
     ack->set_heartbeat_interval_ms(options.heartbeat_interval_ms);
     SendTo(routing_id, reply);
-    Log("worker " + r.worker_id() + " registered (" + std::to_string(r.slots()) +
-        " slots, data " + r.data_endpoint() + ", pid " + std::to_string(r.pid()) + ")");
+    Log("worker " + r.worker_id() + " registered (" + std::to_string(r.slots()) + " slots, data " +
+        r.data_endpoint() + ", pid " + std::to_string(r.pid()) + ")");
     ScheduleWaiting();
   }
 
@@ -526,8 +526,7 @@ struct ControlPlane::Impl {
         ReleaseAttempt(*j);
         j->state = JobState::kFinished;
         j->end_epoch = EpochMs();
-        Log(JobLabel(*j) + " finished in " + std::to_string(j->end_epoch - j->start_epoch) +
-            " ms" +
+        Log(JobLabel(*j) + " finished in " + std::to_string(j->end_epoch - j->start_epoch) + " ms" +
             (j->restarts ? " after " + std::to_string(j->restarts) + " restart(s)" : ""));
         ScheduleWaiting();
       }
@@ -543,6 +542,7 @@ struct ControlPlane::Impl {
     it->second.last_heartbeat_epoch = EpochMs();
     it->second.buffers_used = hb.buffers_used();
     it->second.buffers_total = hb.buffers_total();
+    AcknowledgeHeartbeat(worker);
     for (const auto& r : hb.tasks()) {
       Job* j = JobOfAttempt(r.attempt_id());
       if (!j || r.vertex() < 0 || static_cast<size_t>(r.vertex()) >= j->tasks.size() ||
@@ -770,8 +770,7 @@ struct ControlPlane::Impl {
           si.records_out = t.report.records_out();
           si.bytes_in = t.report.bytes_in();
           si.bytes_out = t.report.bytes_out();
-          si.input_watermark =
-              t.report.attempt_id() != 0 ? t.report.input_watermark() : INT64_MIN;
+          si.input_watermark = t.report.attempt_id() != 0 ? t.report.input_watermark() : INT64_MIN;
           si.busy_ratio = t.report.busy_ratio();
           si.backpressured_ratio = t.report.backpressured_ratio();
           si.idle_ratio = t.report.idle_ratio();
@@ -791,6 +790,18 @@ struct ControlPlane::Impl {
     e.mutable_shutdown()->set_reason("the control plane stops");
     for (const auto& [id, w] : workers) SendTo(id, e);
   }
+
+  // A worker gives up on a control plane it has not heard from for its timeout (30 s), and an
+  // idle cluster (or a long job) sends it nothing otherwise: answer every heartbeat. The
+  // protocol has no heartbeat reply, so this is the repeated registration ack that workers
+  // already accept silently.
+  void AcknowledgeHeartbeat(const std::string& worker) {
+    proto::Envelope reply;
+    auto* ack = reply.mutable_register_ack();
+    ack->set_accepted(true);
+    ack->set_heartbeat_interval_ms(options.heartbeat_interval_ms);
+    SendTo(worker, reply);
+  }
 };
 
 Result<std::unique_ptr<ControlPlane>> ControlPlane::Start(ControlPlaneOptions options) {
@@ -798,9 +809,9 @@ Result<std::unique_ptr<ControlPlane>> ControlPlane::Start(ControlPlaneOptions op
   cp->impl_ = std::make_unique<Impl>();
   auto& impl = *cp->impl_;
   impl.options = std::move(options);
-  std::string bind = "tcp://" + impl.options.rpc_bind_host + ":" +
-                     (impl.options.rpc_port == 0 ? std::string("*")
-                                                 : std::to_string(impl.options.rpc_port));
+  std::string bind =
+      "tcp://" + impl.options.rpc_bind_host + ":" +
+      (impl.options.rpc_port == 0 ? std::string("*") : std::to_string(impl.options.rpc_port));
   int port = 0;
   try {
     impl.router.set(zmq::sockopt::linger, 0);
@@ -832,7 +843,9 @@ ControlPlane::~ControlPlane() {
   if (impl_->wake_fd >= 0) ::close(impl_->wake_fd);
 }
 
-const std::string& ControlPlane::rpc_endpoint() const { return impl_->endpoint; }
+const std::string& ControlPlane::rpc_endpoint() const {
+  return impl_->endpoint;
+}
 
 Status ControlPlane::WaitForWorkers(int n, int64_t timeout_ms) {
   int64_t end = SteadyMs() + timeout_ms;
@@ -847,7 +860,8 @@ Status ControlPlane::WaitForWorkers(int n, int64_t timeout_ms) {
 }
 
 Result<std::string> ControlPlane::Submit(JobSubmission job) {
-  return impl_->Call([this, &job]() -> Result<std::string> { return impl_->Submit(std::move(job)); });
+  return impl_->Call(
+      [this, &job]() -> Result<std::string> { return impl_->Submit(std::move(job)); });
 }
 
 Status ControlPlane::Cancel(const std::string& job_id) {

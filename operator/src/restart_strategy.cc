@@ -53,8 +53,8 @@ Result<RestartStrategyConfig> ParseRestartStrategy(std::string_view yaml_text) {
       const YAML::Node v = it->second;
       auto dur = [&](Duration& out) -> Status {
         auto d = ParseDuration(v.as<std::string>());
-        if (!d.ok()) return Status::InvalidArgument("restartStrategy." + key + ": " +
-                                                    d.status().message());
+        if (!d.ok())
+          return Status::InvalidArgument("restartStrategy." + key + ": " + d.status().message());
         out = *d;
         return Status::Ok();
       };
@@ -125,10 +125,9 @@ std::optional<Duration> RestartStrategy::OnFailure(int64_t now_ms) {
       }
       last_failure_ms_ = now_ms;
       if (c_.max_attempts >= 0 && restarts_ >= c_.max_attempts) return std::nullopt;
-      current_ms_ = current_ms_ == 0
-                        ? static_cast<double>(c_.initial_delay.millis())
-                        : std::min(current_ms_ * c_.multiplier,
-                                   static_cast<double>(c_.max_delay.millis()));
+      current_ms_ = current_ms_ == 0 ? static_cast<double>(c_.initial_delay.millis())
+                                     : std::min(current_ms_ * c_.multiplier,
+                                                static_cast<double>(c_.max_delay.millis()));
       ++restarts_;
       // Jitter spreads restarts of many jobs; deterministic per strategy (seeded).
       rng_ = rng_ * 6364136223846793005ull + 1442695040888963407ull;

@@ -46,7 +46,9 @@ ProcessLauncher::ProcessLauncher(ProcessLauncherOptions o) : o_(std::move(o)) {
   }
 }
 
-ProcessLauncher::~ProcessLauncher() { StopAll(); }
+ProcessLauncher::~ProcessLauncher() {
+  StopAll();
+}
 
 Status ProcessLauncher::Launch(const std::string& worker_id, const std::string& jobmanager,
                                int slots) {
@@ -64,6 +66,9 @@ Status ProcessLauncher::Launch(const std::string& worker_id, const std::string& 
                                    "--network-buffers",
                                    std::to_string(o_.network_buffers),
                                    "--exit-with-parent"};
+  // Several workers share this machine: each serves /metrics on any free loopback port, which it
+  // logs and reports when it registers.
+  for (const char* a : {"--metrics-port", "0", "--metrics-bind", "127.0.0.1"}) args.push_back(a);
   for (const auto& a : o_.extra_args) args.push_back(a);
   std::vector<char*> argv;
   for (auto& a : args) argv.push_back(a.data());

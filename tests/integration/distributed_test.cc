@@ -20,8 +20,12 @@ namespace {
 
 namespace fs = std::filesystem;
 
-std::string SourceDir() { return EDDY_SOURCE_DIR_DEFAULT; }
-std::string Eddy() { return std::string(EDDY_BINARY_DIR_DEFAULT) + "/operator/eddy"; }
+std::string SourceDir() {
+  return EDDY_SOURCE_DIR_DEFAULT;
+}
+std::string Eddy() {
+  return std::string(EDDY_BINARY_DIR_DEFAULT) + "/operator/eddy";
+}
 
 struct RunResult {
   int exit_code = -1;
@@ -135,7 +139,8 @@ steps:
   - name: agg
     from: readings
     keyBy: [id]
-    window: )yaml" + window + R"yaml(
+    window: )yaml" +
+         window + R"yaml(
     aggregate: {n: "count()", total: "sum(v)", hi: "max(v)"}
 sinks:
   - {name: out, from: agg, print: {}}
@@ -144,8 +149,7 @@ sinks:
 
 TEST(DistributedRandomizedTest, WindowsOverBoundedDisorderMatchSingleProcess) {
   fs::path dir = fs::temp_directory_path() / ("eddy-dist-random-" + std::to_string(::getpid()));
-  const std::vector<std::string> windows = {"{tumbling: 10s}",
-                                            "{sliding: {size: 30s, slide: 10s}}",
+  const std::vector<std::string> windows = {"{tumbling: 10s}", "{sliding: {size: 30s, slide: 10s}}",
                                             "{session: {gap: 2s}}"};
   for (uint32_t seed : {1u, 2u}) {
     WriteRandomInput(dir, seed, 3000);

@@ -185,7 +185,7 @@ TEST(NetworkServiceTest, GarbageOnTheDataPortIsCountedAndDropped) {
   d.set(zmq::sockopt::linger, 0);
   d.connect(p.b->endpoint());
   d.send(zmq::str_buffer("hello"), zmq::send_flags::none);  // bad magic
-  char h[29] = {'E', 'D', 9, 1};                             // bad version
+  char h[29] = {'E', 'D', 9, 1};                            // bad version
   d.send(zmq::const_buffer(h, 29), zmq::send_flags::none);
   h[2] = 1;
   h[3] = 2;  // credit with the data header size

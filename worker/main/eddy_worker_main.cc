@@ -22,6 +22,9 @@ constexpr const char* kUsage = R"(usage: eddy-worker [options]
   --bind HOST             interface to bind (default 0.0.0.0)
   --advertise HOST        host name peers use (default 127.0.0.1)
   --network-buffers N     32 KiB network buffers of this worker (default 2048)
+  --metrics-port N        Prometheus /metrics port (default 9249; 0 = ephemeral)
+  --metrics-bind HOST     interface the metrics endpoint binds (default 0.0.0.0)
+  --no-metrics            serve no /metrics
   --exit-with-parent      exit when the process that started this one dies (local clusters)
 )";
 
@@ -42,6 +45,9 @@ bool ParseInt(const char* s, long lo, long hi, long& out) {
 int main(int argc, char** argv) {
   eddy::worker::WorkerOptions o;
   bool exit_with_parent = false;
+  bool metrics = true;
+  std::string metrics_bind = "0.0.0.0";
+  long metrics_port = 9249;
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
     auto value = [&]() -> const char* { return i + 1 < argc ? argv[++i] : nullptr; };
@@ -52,6 +58,9 @@ int main(int argc, char** argv) {
       return 0;
     } else if (a == "--exit-with-parent") {
       exit_with_parent = true;
+      continue;
+    } else if (a == "--no-metrics") {
+      metrics = false;
       continue;
     }
     v = value();
@@ -73,11 +82,16 @@ int main(int argc, char** argv) {
       o.network.advertised_host = v;
     } else if (a == "--network-buffers" && ParseInt(v, 16, 1 << 22, n)) {
       o.network_buffers = static_cast<size_t>(n);
+    } else if (a == "--metrics-port" && ParseInt(v, 0, 65535, n)) {
+      metrics_port = n;
+    } else if (a == "--metrics-bind") {
+      metrics_bind = v;
     } else {
       std::fprintf(stderr, "eddy-worker: bad option %s %s\n\n%s", a.c_str(), v, kUsage);
       return 2;
     }
   }
+  o.metrics_address = metrics ? metrics_bind + ":" + std::to_string(metrics_port) : "";
   if (exit_with_parent) ::prctl(PR_SET_PDEATHSIG, SIGTERM);
   auto te = eddy::worker::TaskExecutor::Make(o);
   if (!te.ok()) {

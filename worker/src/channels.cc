@@ -1,8 +1,72 @@
 #include "eddy/worker/channels.h"
 
+#include <algorithm>
+#include <cstdint>
 #include <cstring>
 
 namespace eddy::worker {
+
+namespace {
+
+size_t PutVarint(uint64_t v, char* out) {
+  size_t n = 0;
+  while (v >= 0x80) {
+    out[n++] = static_cast<char>(v | 0x80);
+    v >>= 7;
+  }
+  out[n++] = static_cast<char>(v);
+  return n;
+}
+
+bool GetVarint(std::string_view& in, uint64_t& v) {
+  v = 0;
+  for (size_t i = 0; i < in.size() && i < 10; ++i) {
+    auto b = static_cast<uint8_t>(in[i]);
+    v |= static_cast<uint64_t>(b & 0x7f) << (7 * i);
+    if ((b & 0x80) == 0) {
+      in.remove_prefix(i + 1);
+      return true;
+    }
+  }
+  return false;
+}
+
+}  // namespace
+
+size_t EncodeLatencyMarker(const LatencyMarker& m, char* out) {
+  size_t n = PutVarint(static_cast<uint64_t>(std::max<int64_t>(0, m.created_us)), out);
+  n += PutVarint(m.source_vertex, out + n);
+  n += PutVarint(m.source_subtask, out + n);
+  return n;
+}
+
+bool DecodeLatencyMarker(std::string_view payload, LatencyMarker& m) {
+  uint64_t created, vertex, subtask;
+  if (!GetVarint(payload, created) || !GetVarint(payload, vertex) || !GetVarint(payload, subtask) ||
+      !payload.empty() || created > INT64_MAX || vertex > UINT32_MAX || subtask > UINT32_MAX) {
+    return false;
+  }
+  m.created_us = static_cast<int64_t>(created);
+  m.source_vertex = static_cast<uint32_t>(vertex);
+  m.source_subtask = static_cast<uint32_t>(subtask);
+  return true;
+}
+
+int64_t WallClockMicros() {
+  return std::chrono::duration_cast<std::chrono::microseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+metrics::HistogramBuckets FillToSendBuckets() {
+  static const metrics::HistogramBuckets kBuckets = [] {
+    auto b =
+        metrics::HistogramBuckets::Make({0.00001, 0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025,
+                                         0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10});
+    return *b;
+  }();
+  return kBuckets;
+}
 
 void InputGate::Push(int channel, NetworkBuffer* b) {
   {
@@ -49,8 +113,8 @@ ResultPartition::~ResultPartition() {
   }
 }
 
-int64_t ResultPartition::NowMs() const {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(
+int64_t ResultPartition::NowNs() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(
              std::chrono::steady_clock::now().time_since_epoch())
       .count();
 }
@@ -60,7 +124,9 @@ void ResultPartition::WriteBytes(Sub& s, const char* p, size_t n) {
     if (!s.current) {
       s.current = pool_->Request(*cancelled_, waited_ns_);
       if (!s.current) return;  // cancelled: the task is going down
-      if (timeout_ms_ > 0) s.current->first_write_ms = NowMs();
+      // One clock read per buffer (not per record): the buffer timeout and fill-to-send time.
+      s.first_write_ns = NowNs();
+      s.current->first_write_ms = s.first_write_ns / 1'000'000;
     }
     size_t take = std::min(n, kBufferSize - s.current->size);
     std::memcpy(s.current->data + s.current->size, p, take);
@@ -128,6 +194,17 @@ void ResultPartition::Broadcast(std::string_view bytes, Timestamp ts) {
 void ResultPartition::BroadcastWatermark(Watermark wm) {
   for (size_t i = 0; i < subs_.size(); ++i)
     WriteFrame(static_cast<int>(i), FrameTag::kWatermark, wm, {});
+  counters_->output_watermark.store(wm.millis(), std::memory_order_relaxed);
+}
+
+void ResultPartition::EmitLatencyMarker(const LatencyMarker& m) {
+  if (subs_.empty()) return;
+  char payload[kMaxLatencyMarkerSize];
+  size_t n = EncodeLatencyMarker(m, payload);
+  if (next_marker_channel_ >= subs_.size()) next_marker_channel_ = 0;
+  WriteFrame(static_cast<int>(next_marker_channel_++), FrameTag::kLatencyMarker, Timestamp::None(),
+             std::string_view(payload, n));
+  counters_->latency_markers_out.fetch_add(1, std::memory_order_relaxed);
 }
 
 void ResultPartition::BroadcastIdleness(bool idle) {
@@ -144,6 +221,7 @@ void ResultPartition::Flush(Sub& s) {
   NetworkBuffer* b = s.current;
   s.current = nullptr;
   counters_->buffers_out.fetch_add(1, std::memory_order_relaxed);
+  counters_->fill_to_send.Observe(static_cast<double>(NowNs() - s.first_write_ns) * 1e-9);
   s.target.Push(b);
 }
 

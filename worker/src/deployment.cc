@@ -83,7 +83,8 @@ Result<std::vector<std::unique_ptr<Task>>> DeployTasks(const JobGraph& jg,
       for (const auto& out : plan.outputs(ei, p)) {
         ResultPartition::Target t;
         if (local(e.target, out.consumer)) {
-          auto& cw = wiring[static_cast<size_t>(e.target.value())][static_cast<size_t>(out.consumer)];
+          auto& cw =
+              wiring[static_cast<size_t>(e.target.value())][static_cast<size_t>(out.consumer)];
           t.gate = cw.gate.get();
           t.channel = out.gate_channel;
         } else {
@@ -93,8 +94,9 @@ Result<std::vector<std::unique_ptr<Task>>> DeployTasks(const JobGraph& jg,
         }
         targets.push_back(t);
       }
-      EDDY_ASSIGN_OR_RETURN(auto pool, LocalBufferPool::Make(o.global, targets.size() * 2 +
-                                                                           o.partition_extra_buffers));
+      EDDY_ASSIGN_OR_RETURN(
+          auto pool,
+          LocalBufferPool::Make(o.global, targets.size() * 2 + o.partition_extra_buffers));
       auto& pw = wiring[static_cast<size_t>(e.source.value())][static_cast<size_t>(p)];
       auto part = std::make_unique<ResultPartition>(std::move(pool), std::move(targets),
                                                     o.buffer_timeout, pw.io.get(), o.cancelled);

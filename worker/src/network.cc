@@ -80,9 +80,9 @@ struct NetworkService::Impl final {
     int gate_channel = 0;
     std::string peer;
     Peer* dealer = nullptr;
-    int credit = 0;    // granted and not yet used
-    int backlog = 0;   // last backlog the sender reported
-    int pending = 0;   // granted, not yet announced
+    int credit = 0;   // granted and not yet used
+    int backlog = 0;  // last backlog the sender reported
+    int pending = 0;  // granted, not yet announced
     bool ended = false;
   };
 

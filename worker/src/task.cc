@@ -1,10 +1,22 @@
 #include "eddy/worker/task.h"
 
+#include <algorithm>
+#include <set>
 #include <thread>
 
 #include "eddy/state/heap_backend.h"
 
 namespace eddy::worker {
+
+namespace {
+
+int64_t SteadyNs() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(
+             std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+
+}  // namespace
 
 void TaskTimeService::RegisterTimer(Timestamp time, std::function<void(Timestamp)> cb) {
   heap_.push(Entry{time, seq_++, std::move(cb)});
@@ -30,6 +42,32 @@ Task::Task(const JobGraph& job, VertexId vertex, int subtask, Wiring wiring, Tas
       time_service_(options_.clock) {
   name_ = vertex_.name + " (" + std::to_string(subtask + 1) + "/" +
           std::to_string(vertex_.parallelism) + ")";
+  const StreamGraph& g = job_.stream_graph();
+  is_source_ = g.node(vertex_.head).is_source;
+  // Sized once: metrics read the counters from other threads while the task runs.
+  counters_.resize(vertex_.nodes.size());
+  for (NodeId id : vertex_.nodes) operator_names_.push_back(g.node(id).name);
+  if (is_source_) {
+    latency_interval_ms_ = std::max<int64_t>(0, g.latency_tracking_interval.millis());
+  } else {
+    // The source vertices upstream of this one: the latency series this task can observe.
+    std::set<int> sources, seen{vertex_.id.value()};
+    std::vector<VertexId> todo{vertex_.id};
+    while (!todo.empty()) {
+      VertexId v = todo.back();
+      todo.pop_back();
+      for (const JobEdge& e : job_.edges()) {
+        if (e.target != v || !seen.insert(e.source.value()).second) continue;
+        if (g.node(job_.vertex(e.source).head).is_source) sources.insert(e.source.value());
+        todo.push_back(e.source);
+      }
+    }
+    for (int src : sources) {
+      latency_.push_back(LatencySeries{
+          VertexId(src),
+          std::make_unique<metrics::AtomicHistogram>(metrics::HistogramBuckets::DefaultSeconds())});
+    }
+  }
 }
 
 Task::~Task() = default;
@@ -58,7 +96,6 @@ Status Task::BuildChain() {
     ctx->task_failure = &failure_;
     contexts_.push_back(std::move(ctx));
   }
-  counters_.resize(operators_.size());
   // Wire outputs: chained edges call the next operator directly, the others go to partitions.
   for (size_t i = 0; i < operators_.size(); ++i) {
     const StreamNode& n = g.node(vertex_.nodes[i]);
@@ -136,6 +173,11 @@ Status Task::BuildChain() {
 }
 
 Status Task::Run() {
+  metrics_.started_ns.store(SteadyNs(), std::memory_order_relaxed);
+  struct MarkEnd {
+    TaskMetrics& m;
+    ~MarkEnd() { m.ended_ns.store(SteadyNs(), std::memory_order_relaxed); }
+  } mark_end{metrics_};
   Status st;
   try {
     st = BuildChain();
@@ -171,10 +213,62 @@ std::chrono::steady_clock::time_point Task::NextWake() {
   return wake;
 }
 
+TaskTimes Task::Times() const {
+  TaskTimes t;
+  t.idle_ns = metrics_.idle_ns.load(std::memory_order_relaxed);
+  t.backpressured_ns = wiring_.io->backpressured_ns.load(std::memory_order_relaxed);
+  if (is_source_) {
+    int64_t start = metrics_.started_ns.load(std::memory_order_relaxed);
+    int64_t end = metrics_.ended_ns.load(std::memory_order_relaxed);
+    if (start != 0) {
+      int64_t elapsed = (end != 0 ? end : SteadyNs()) - start;
+      t.busy_ns = std::max<int64_t>(0, elapsed - t.idle_ns - t.backpressured_ns);
+    }
+  } else {
+    // Waiting for an output buffer happens while processing a buffer: it is not busy time.
+    t.busy_ns =
+        std::max<int64_t>(0, metrics_.busy_ns.load(std::memory_order_relaxed) - t.backpressured_ns);
+  }
+  return t;
+}
+
+std::pair<size_t, size_t> Task::OutputBuffers() const {
+  size_t used = 0, total = 0;
+  for (const auto& p : wiring_.partitions) {
+    total += p->pool().capacity();
+    used += p->pool().capacity() - p->pool().available();
+  }
+  return {used, total};
+}
+
+void Task::EmitLatencyMarkers(int64_t now_ms) {
+  LatencyMarker m;
+  m.created_us = WallClockMicros();
+  m.source_vertex = static_cast<uint32_t>(vertex_.id.value());
+  m.source_subtask = static_cast<uint32_t>(subtask_);
+  for (auto& p : wiring_.partitions) p->EmitLatencyMarker(m);
+  next_marker_ms_ = now_ms + latency_interval_ms_;
+}
+
+void Task::OnLatencyMarker(std::string_view payload) {
+  LatencyMarker m;
+  if (!DecodeLatencyMarker(payload, m)) return;  // not worth failing the task for
+  metrics_.latency_markers_in.fetch_add(1, std::memory_order_relaxed);
+  for (auto& s : latency_) {
+    if (s.source.value() == static_cast<int>(m.source_vertex)) {
+      s.histogram->Observe(
+          static_cast<double>(std::max<int64_t>(0, WallClockMicros() - m.created_us)) * 1e-6);
+      break;
+    }
+  }
+  for (auto& p : wiring_.partitions) p->EmitLatencyMarker(m);
+}
+
 void Task::FlushOutputs() {
   int64_t now = std::chrono::duration_cast<std::chrono::milliseconds>(
                     std::chrono::steady_clock::now().time_since_epoch())
                     .count();
+  if (now >= next_marker_ms_) EmitLatencyMarkers(now);
   if (now < next_flush_ms_ && next_flush_ms_ != INT64_MAX) return;
   int64_t next = INT64_MAX;
   for (auto& p : wiring_.partitions) next = std::min(next, p->FlushIfDue(now));
@@ -183,6 +277,10 @@ void Task::FlushOutputs() {
 
 Status Task::RunSource() {
   auto* source = static_cast<SourceOperatorBase*>(operators_.front().get());
+  if (latency_interval_ms_ > 0 && !wiring_.partitions.empty()) {
+    // The first marker goes out at once, then one per interval (Flink's LatencyMarkerEmitter).
+    next_marker_ms_ = 0;
+  }
   while (!cancelled_.load(std::memory_order_relaxed)) {
     time_service_.RunDue();
     InputStatus s = source->PollNext();
@@ -191,9 +289,11 @@ Status Task::RunSource() {
     if (s == InputStatus::kNothingAvailable) {
       next_flush_ms_ = 0;  // idle: push out whatever is buffered
       FlushOutputs();
-      auto wake =
-          std::min(NextWake(), std::chrono::steady_clock::now() + std::chrono::milliseconds(1));
+      auto before = std::chrono::steady_clock::now();
+      auto wake = std::min(NextWake(), before + std::chrono::milliseconds(1));
       std::this_thread::sleep_until(wake);
+      metrics_.idle_ns.fetch_add((std::chrono::steady_clock::now() - before).count(),
+                                 std::memory_order_relaxed);
     } else if (next_flush_ms_ == INT64_MAX) {
       next_flush_ms_ = 0;
       FlushOutputs();
@@ -263,6 +363,9 @@ Status Task::ProcessBuffer(int channel, NetworkBuffer* b) {
             if (valve.all_idle() != was_all_idle) head_input->ProcessIdleness(valve.all_idle());
             break;
           }
+          case FrameTag::kLatencyMarker:
+            OnLatencyMarker(payload);
+            break;
         }
       });
   metrics_.bytes_in.fetch_add(b->size, std::memory_order_relaxed);

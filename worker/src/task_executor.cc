@@ -3,14 +3,17 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
+#include <array>
 #include <chrono>
 #include <cstdio>
 #include <map>
 #include <mutex>
+#include <set>
 #include <thread>
 #include <vector>
 #include <zmq.hpp>
 
+#include "eddy/metrics/metrics.h"
 #include "eddy/rpc/envelope.h"
 #include "eddy/spec/job_spec.h"
 #include "eddy/worker/deployment.h"
@@ -25,9 +28,21 @@ int64_t NowMs() {
       .count();
 }
 
+int64_t EpochMs() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
 proto::TaskState ToProto(const Status& s) {
   if (s.ok()) return proto::TASK_FINISHED;
   return s.code() == StatusCode::kCancelled ? proto::TASK_CANCELED : proto::TASK_FAILED;
+}
+
+/// Adds `b`'s family to `out` unless it has no samples (an empty family is noise).
+void Put(std::vector<prometheus::MetricFamily>& out, metrics::FamilyBuilder& b) {
+  prometheus::MetricFamily f = b.Build();
+  if (!f.metric.empty()) out.push_back(std::move(f));
 }
 
 }  // namespace
@@ -43,11 +58,14 @@ struct TaskExecutor::Impl {
     std::vector<std::unique_ptr<Task>> tasks;
     std::vector<std::pair<int, int>> ids;  // (vertex, subtask) per task
     std::vector<std::thread> threads;
-    std::vector<proto::TaskState> states;
-    // Previous heartbeat's figures, for ratios.
+    std::vector<proto::TaskState> states;  // guarded by attempts_mu (written by Run)
+    // Previous heartbeat's figures, for ratios (Run thread only).
     std::vector<int64_t> last_busy_ns, last_bp_ns, last_idle_ns;
+    /// Busy, back-pressured and idle ratio per task over the last heartbeat interval; guarded by
+    /// attempts_mu.
+    std::vector<std::array<double, 3>> ratios;
     int64_t last_report_ms = 0;
-    bool started = false;
+    bool started = false;  // guarded by attempts_mu
   };
 
   WorkerOptions options;
@@ -59,7 +77,13 @@ struct TaskExecutor::Impl {
   std::atomic<bool> stop{false};
   std::atomic<uint64_t> malformed{0};
   int64_t heartbeat_interval_ms = 1000;
+  /// Changed by the Run thread under attempts_mu (which also guards each Attempt's `states`,
+  /// `ratios` and `started`); the Run thread reads without it, metrics scrapes under it.
   std::map<uint64_t, std::unique_ptr<Attempt>> attempts;
+  mutable std::mutex attempts_mu;
+  std::string metrics_endpoint;  // host:port, "" = none
+  std::unique_ptr<metrics::MetricsServer> metrics_server;
+  std::shared_ptr<metrics::CallbackCollectable> probe;
 
   // Task threads report their end here; the Run thread forwards it (it owns the socket).
   std::mutex mu;
@@ -81,7 +105,7 @@ struct TaskExecutor::Impl {
     (void)socket.send(zmq::buffer(bytes), zmq::send_flags::dontwait);
   }
 
-  /// Slot sharing: the subtasks with the same index share a slot.
+  /// Slot sharing: the subtasks with the same index share a slot. Run thread, or attempts_mu.
   int slots_used() const {
     int n = 0;
     for (const auto& [id, a] : attempts) {
@@ -98,7 +122,7 @@ struct TaskExecutor::Impl {
     r->set_worker_id(options.worker_id);
     r->set_slots(options.slots);
     r->set_data_endpoint(network->endpoint());
-    r->set_metrics_endpoint(options.metrics_endpoint);
+    r->set_metrics_endpoint(metrics_endpoint);
     r->set_pid(static_cast<int32_t>(::getpid()));
     char host[256] = {};
     ::gethostname(host, sizeof host - 1);
@@ -114,6 +138,7 @@ struct TaskExecutor::Impl {
     hb->set_buffers_used(global->used());
     hb->set_buffers_total(global->total());
     int64_t now = NowMs();
+    std::lock_guard lock(attempts_mu);  // for `ratios`
     for (auto& [id, a] : attempts) {
       if (!a->started) continue;
       double interval_ns = static_cast<double>(std::max<int64_t>(1, now - a->last_report_ms)) * 1e6;
@@ -130,16 +155,19 @@ struct TaskExecutor::Impl {
         r->set_bytes_out(t.io().bytes_out.load());
         r->set_input_watermark(t.metrics().input_watermark.load());
         r->set_bad_records(t.metrics().bad_records.load());
-        int64_t busy = t.metrics().busy_ns.load(), bp = t.io().backpressured_ns.load(),
-                idle = t.metrics().idle_ns.load();
+        TaskTimes times = t.Times();
         auto ratio = [&](int64_t cur, int64_t& last) {
           double v = static_cast<double>(cur - last) / interval_ns;
           last = cur;
           return std::clamp(v, 0.0, 1.0);
         };
-        r->set_busy_ratio(ratio(busy, a->last_busy_ns[i]));
-        r->set_backpressured_ratio(ratio(bp, a->last_bp_ns[i]));
-        r->set_idle_ratio(ratio(idle, a->last_idle_ns[i]));
+        auto& ratios = a->ratios[i];
+        ratios[0] = ratio(times.busy_ns, a->last_busy_ns[i]);
+        ratios[1] = ratio(times.backpressured_ns, a->last_bp_ns[i]);
+        ratios[2] = ratio(times.idle_ns, a->last_idle_ns[i]);
+        r->set_busy_ratio(ratios[0]);
+        r->set_backpressured_ratio(ratios[1]);
+        r->set_idle_ratio(ratios[2]);
       }
       a->last_report_ms = now;
     }
@@ -205,9 +233,13 @@ struct TaskExecutor::Impl {
     a->last_busy_ns.assign(a->tasks.size(), 0);
     a->last_bp_ns.assign(a->tasks.size(), 0);
     a->last_idle_ns.assign(a->tasks.size(), 0);
+    a->ratios.assign(a->tasks.size(), {0.0, 0.0, 0.0});
     Log("deployed " + std::to_string(a->tasks.size()) + " subtasks of job '" + a->job.name +
         "' (attempt " + std::to_string(a->id) + ")");
-    attempts[a->id] = std::move(a);
+    {
+      std::lock_guard lock(attempts_mu);
+      attempts[a->id] = std::move(a);
+    }
     ack->set_ok(true);
     Send(reply);
   }
@@ -216,11 +248,14 @@ struct TaskExecutor::Impl {
     auto it = attempts.find(id);
     if (it == attempts.end() || it->second->started) return;
     Attempt& a = *it->second;
-    a.started = true;
+    {
+      std::lock_guard lock(attempts_mu);
+      a.started = true;
+      for (auto& st : a.states) st = proto::TASK_RUNNING;
+    }
     a.last_report_ms = NowMs();
     network->StartAttempt(id);
     for (size_t i = 0; i < a.tasks.size(); ++i) {
-      a.states[i] = proto::TASK_RUNNING;
       a.threads.emplace_back([this, &a, i] {
         Status s = a.tasks[i]->Run();
         if (!s.ok() && s.code() != StatusCode::kCancelled) {
@@ -247,13 +282,18 @@ struct TaskExecutor::Impl {
   }
 
   void Release(uint64_t id) {
-    auto it = attempts.find(id);
-    if (it == attempts.end()) return;
-    Attempt& a = *it->second;
-    Cancel(a);
-    for (auto& t : a.threads) t.join();
+    std::unique_ptr<Attempt> gone;
+    {
+      // Out of the map first, so that no scrape reads it while it is torn down.
+      std::lock_guard lock(attempts_mu);
+      auto it = attempts.find(id);
+      if (it == attempts.end()) return;
+      gone = std::move(it->second);
+      attempts.erase(it);
+    }
+    Cancel(*gone);
+    for (auto& t : gone->threads) t.join();
     network->ReleaseAttempt(id);
-    attempts.erase(it);
   }
 
   void ForwardUpdates() {
@@ -264,6 +304,7 @@ struct TaskExecutor::Impl {
     }
     for (auto& u : batch) {
       if (auto it = attempts.find(u.attempt_id()); it != attempts.end()) {
+        std::lock_guard lock(attempts_mu);
         for (size_t i = 0; i < it->second->ids.size(); ++i) {
           if (it->second->ids[i] == std::pair<int, int>(u.vertex(), u.subtask()))
             it->second->states[i] = u.state();
@@ -273,6 +314,233 @@ struct TaskExecutor::Impl {
       *e.mutable_task_state() = std::move(u);
       Send(e);
     }
+  }
+
+  /// The worker's metric families (docs/metrics.md), built from atomics at scrape time. Runs on
+  /// the metrics server's threads.
+  std::vector<prometheus::MetricFamily> Collect() const {
+    using metrics::FamilyBuilder;
+    using metrics::Labels;
+    auto counter = [](const char* name, const char* help) {
+      return FamilyBuilder::Counter(name, help);
+    };
+    auto gauge = [](const char* name, const char* help) {
+      return FamilyBuilder::Gauge(name, help);
+    };
+    auto d = [](auto v) { return static_cast<double>(v); };
+
+    FamilyBuilder records_in = counter("eddy_task_records_in_total",
+                                       "Records a subtask read from its inputs (numRecordsIn).");
+    FamilyBuilder records_out = counter("eddy_task_records_out_total",
+                                        "Records a subtask wrote to its outputs (numRecordsOut).");
+    FamilyBuilder bytes_in =
+        counter("eddy_task_bytes_in_total", "Bytes of the buffers a subtask read (numBytesIn).");
+    FamilyBuilder bytes_out =
+        counter("eddy_task_bytes_out_total", "Record bytes a subtask wrote (numBytesOut).");
+    FamilyBuilder buffers_out = counter("eddy_task_buffers_out_total",
+                                        "Network buffers a subtask handed to its consumers.");
+    FamilyBuilder bad_records = counter("eddy_task_bad_records_total",
+                                        "Input records a subtask could not decode (skipped).");
+    FamilyBuilder busy_s =
+        counter("eddy_task_busy_seconds_total",
+                "Time a subtask spent processing, excluding back-pressure (accumulated busyTime).");
+    FamilyBuilder idle_s =
+        counter("eddy_task_idle_seconds_total",
+                "Time a subtask spent waiting for input (accumulated idleTime).");
+    FamilyBuilder bp_s =
+        counter("eddy_task_backpressured_seconds_total",
+                "Time a subtask spent blocked on output buffers (accumulated backPressuredTime).");
+    FamilyBuilder busy_r = gauge("eddy_task_busy_time_ratio",
+                                 "Share of the last heartbeat interval (1 s) a subtask was busy "
+                                 "(busyTimeMsPerSecond / 1000).");
+    FamilyBuilder idle_r = gauge("eddy_task_idle_time_ratio",
+                                 "Share of the last heartbeat interval (1 s) a subtask was idle "
+                                 "(idleTimeMsPerSecond / 1000).");
+    FamilyBuilder bp_r = gauge("eddy_task_backpressured_time_ratio",
+                               "Share of the last heartbeat interval (1 s) a subtask was "
+                               "back-pressured (backPressuredTimeMsPerSecond / 1000).");
+    FamilyBuilder out_used =
+        gauge("eddy_task_output_buffers_used",
+              "Buffers of a subtask's output pools in use: being filled or queued for consumers.");
+    FamilyBuilder out_total =
+        gauge("eddy_task_output_buffers", "Buffers of a subtask's output pools.");
+    FamilyBuilder in_wm =
+        gauge("eddy_task_input_watermark_seconds",
+              "Input watermark of a subtask, epoch seconds (currentInputWatermark / 1000).");
+    FamilyBuilder out_wm = gauge(
+        "eddy_task_output_watermark_seconds",
+        "Last watermark a subtask sent downstream, epoch seconds (currentOutputWatermark / 1000).");
+    FamilyBuilder wm_lag =
+        gauge("eddy_task_watermark_lag_seconds",
+              "Wall clock minus a subtask's input watermark (sources: output watermark).");
+    FamilyBuilder markers_in = counter("eddy_task_latency_markers_in_total",
+                                       "Latency markers a subtask received and forwarded.");
+    FamilyBuilder markers_out = counter("eddy_task_latency_markers_out_total",
+                                        "Latency markers a subtask wrote to its outputs.");
+    FamilyBuilder late = counter("eddy_operator_late_records_dropped_total",
+                                 "Records an operator dropped as late (numLateRecordsDropped).");
+    FamilyBuilder op_bad = counter("eddy_operator_bad_records_total",
+                                   "Records an operator could not process (skipped).");
+    FamilyBuilder fill = FamilyBuilder::Histogram(
+        "eddy_buffer_fill_to_send_seconds",
+        "Time from the first write into a network buffer to its hand-over to the consumer.");
+    FamilyBuilder latency = FamilyBuilder::Histogram(
+        "eddy_latency_seconds",
+        "Time from a latency marker's creation at a source to its arrival at a subtask (latency).");
+
+    const double now_ms = d(EpochMs());
+    int slots = 0;
+    {
+      std::lock_guard lock(attempts_mu);
+      slots = slots_used();
+      std::set<std::string> jobs_seen;
+      // Newest attempt first: an older attempt of the same job still being released would
+      // repeat its series, which makes Prometheus drop the whole scrape.
+      for (auto it = attempts.rbegin(); it != attempts.rend(); ++it) {
+        const Attempt& a = *it->second;
+        if (!jobs_seen.insert(a.job_id).second) continue;
+        for (size_t i = 0; i < a.tasks.size(); ++i) {
+          const Task& t = *a.tasks[i];
+          const Labels l{{"job", a.job.name},
+                         {"job_id", a.job_id},
+                         {"vertex", t.vertex().name},
+                         {"subtask", std::to_string(t.subtask())}};
+          const TaskMetrics& m = t.metrics();
+          const IoCounters& io = t.io();
+          records_in.Add(l, d(m.records_in.load(std::memory_order_relaxed)));
+          records_out.Add(l, d(io.records_out.load(std::memory_order_relaxed)));
+          bytes_in.Add(l, d(m.bytes_in.load(std::memory_order_relaxed)));
+          bytes_out.Add(l, d(io.bytes_out.load(std::memory_order_relaxed)));
+          buffers_out.Add(l, d(io.buffers_out.load(std::memory_order_relaxed)));
+          bad_records.Add(l, d(m.bad_records.load(std::memory_order_relaxed)));
+          TaskTimes times = t.Times();
+          busy_s.Add(l, d(times.busy_ns) * 1e-9);
+          idle_s.Add(l, d(times.idle_ns) * 1e-9);
+          bp_s.Add(l, d(times.backpressured_ns) * 1e-9);
+          busy_r.Add(l, a.ratios[i][0]);
+          bp_r.Add(l, a.ratios[i][1]);
+          idle_r.Add(l, a.ratios[i][2]);
+          auto [used, total] = t.OutputBuffers();
+          if (total > 0) {
+            out_used.Add(l, d(used));
+            out_total.Add(l, d(total));
+            fill.Add(l, io.fill_to_send.Snapshot());
+            markers_out.Add(l, d(io.latency_markers_out.load(std::memory_order_relaxed)));
+          }
+          int64_t iwm = m.input_watermark.load(std::memory_order_relaxed);
+          int64_t owm = io.output_watermark.load(std::memory_order_relaxed);
+          if (iwm != INT64_MIN) in_wm.Add(l, d(iwm) / 1e3);
+          if (owm != INT64_MIN) out_wm.Add(l, d(owm) / 1e3);
+          int64_t lag_wm = t.is_source() ? owm : iwm;
+          // Before the first watermark and after the last (Long.MAX at end of input): no lag.
+          if (lag_wm != INT64_MIN && lag_wm != INT64_MAX) wm_lag.Add(l, (now_ms - d(lag_wm)) / 1e3);
+          if (!t.is_source())
+            markers_in.Add(l, d(m.latency_markers_in.load(std::memory_order_relaxed)));
+          for (const LatencySeries& ls : t.latency()) {
+            metrics::HistogramSnapshot snap = ls.histogram->Snapshot();
+            if (snap.count == 0) continue;  // no markers from that source (yet, or tracking off)
+            Labels ll = l;
+            ll["source_vertex"] = a.graph->vertex(ls.source).name;
+            latency.Add(ll, snap);
+          }
+          std::set<std::string> op_seen;
+          for (size_t k = 0; k < t.operator_counters().size(); ++k) {
+            Labels ol = l;
+            std::string op = t.operator_names()[k];
+            // Names are unique in a job spec but not necessarily in the C++ API.
+            if (!op_seen.insert(op).second) op += "#" + std::to_string(k);
+            ol["operator"] = op;
+            late.Add(ol, d(t.operator_counters()[k].late_records_dropped.load()));
+            op_bad.Add(ol, d(t.operator_counters()[k].bad_records.load()));
+          }
+        }
+      }
+    }
+
+    std::vector<prometheus::MetricFamily> out;
+    for (FamilyBuilder* b :
+         {&records_in,  &records_out, &bytes_in, &bytes_out, &buffers_out, &bad_records,
+          &busy_s,      &idle_s,      &bp_s,     &busy_r,    &idle_r,      &bp_r,
+          &out_used,    &out_total,   &in_wm,    &out_wm,    &wm_lag,      &markers_in,
+          &markers_out, &late,        &op_bad,   &fill,      &latency}) {
+      Put(out, *b);
+    }
+
+    const Labels none;
+    auto worker_gauge = [&](const char* name, const char* help, double v) {
+      FamilyBuilder b = gauge(name, help);
+      b.Add(none, v);
+      Put(out, b);
+    };
+    auto worker_counter = [&](const char* name, const char* help, double v) {
+      FamilyBuilder b = counter(name, help);
+      b.Add(none, v);
+      Put(out, b);
+    };
+    {
+      FamilyBuilder info = gauge("eddy_worker_info", "Always 1; labels name this worker.");
+      info.Add({{"worker", options.worker_id}, {"data_endpoint", network->endpoint()}}, 1);
+      Put(out, info);
+    }
+    worker_gauge("eddy_worker_slots", "Task slots this worker offers (taskSlotsTotal).",
+                 options.slots);
+    worker_gauge("eddy_worker_slots_used",
+                 "Task slots in use (subtasks with the same index share one).", slots);
+    worker_gauge("eddy_worker_network_buffers_used",
+                 "Network buffers (32 KiB) reserved by partitions and receive pools.",
+                 d(global->used()));
+    worker_gauge("eddy_worker_network_buffers", "Network buffers (32 KiB) of this worker.",
+                 d(global->total()));
+    worker_counter("eddy_worker_malformed_control_messages_total",
+                   "Control messages that could not be parsed (logged and dropped).",
+                   d(malformed.load(std::memory_order_relaxed)));
+    const NetworkStats& ns = network->stats();
+    auto load = [](const std::atomic<uint64_t>& a) {
+      return static_cast<double>(a.load(std::memory_order_relaxed));
+    };
+    worker_counter("eddy_network_buffers_sent_total", "Data-plane buffers sent to other workers.",
+                   load(ns.buffers_sent));
+    worker_counter("eddy_network_buffers_received_total",
+                   "Data-plane buffers received from other workers.", load(ns.buffers_received));
+    worker_counter("eddy_network_bytes_sent_total", "Data-plane bytes sent to other workers.",
+                   load(ns.bytes_sent));
+    worker_counter("eddy_network_bytes_received_total",
+                   "Data-plane bytes received from other workers.", load(ns.bytes_received));
+    worker_counter("eddy_network_credits_granted_total",
+                   "Credits (free receive buffers) announced to producers.",
+                   load(ns.credits_granted));
+    worker_counter("eddy_network_credits_received_total", "Credits received from consumers.",
+                   load(ns.credits_received));
+    worker_counter("eddy_network_malformed_messages_total",
+                   "Data-plane messages that broke the protocol (logged and dropped).",
+                   load(ns.malformed_messages));
+    worker_counter("eddy_network_unknown_channel_messages_total",
+                   "Data-plane messages for channels this worker does not know (dropped).",
+                   load(ns.unknown_channel_messages));
+    return out;
+  }
+
+  /// Starts the metrics endpoint (options.metrics_address) and says where it is.
+  Status StartMetrics() {
+    if (options.metrics_address.empty()) return Status::Ok();
+    auto server = metrics::MetricsServer::Start(options.metrics_address);
+    if (!server.ok()) {
+      return server.status().WithContext(
+          "metrics endpoint (choose another with --metrics-port, 0 = any free port, or turn it "
+          "off with --no-metrics)");
+    }
+    metrics_server = std::move(*server);
+    probe = metrics::CallbackCollectable::Make([this] { return Collect(); });
+    metrics_server->Add(probe);
+    metrics_server->Add(std::make_shared<metrics::ProcessCollectable>());
+    // The host peers and Prometheus use: the bound one, unless it is every interface.
+    std::string host = options.metrics_address;
+    size_t colon = host.rfind(':');
+    host = colon == std::string::npos ? std::string() : host.substr(0, colon);
+    if (host.empty() || host == "0.0.0.0" || host == "[::]") host = options.network.advertised_host;
+    metrics_endpoint = host + ":" + std::to_string(metrics_server->port());
+    Log("metrics at http://" + metrics_endpoint + "/metrics");
+    return Status::Ok();
   }
 
   Status Loop() {
@@ -388,11 +656,15 @@ Result<std::unique_ptr<TaskExecutor>> TaskExecutor::Make(WorkerOptions options) 
   EDDY_ASSIGN_OR_RETURN(impl.network, NetworkService::Start(options.network, impl.global.get()));
   impl.wake_fd = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
   if (impl.wake_fd < 0) return Status::IOError("eventfd failed");
+  EDDY_RETURN_NOT_OK(impl.StartMetrics());
   return te;
 }
 
 TaskExecutor::~TaskExecutor() {
   if (!impl_) return;
+  // No scrape may run once the attempts, the network and the pool start going away.
+  if (impl_->probe) impl_->probe->Detach();
+  impl_->metrics_server.reset();
   std::vector<uint64_t> ids;
   for (auto& [id, a] : impl_->attempts) ids.push_back(id);
   for (auto id : ids) impl_->Release(id);
@@ -414,8 +686,20 @@ void TaskExecutor::RequestStop() {
   (void)r;
 }
 
-const NetworkService& TaskExecutor::network() const { return *impl_->network; }
+const NetworkService& TaskExecutor::network() const {
+  return *impl_->network;
+}
 
-uint64_t TaskExecutor::malformed_control_messages() const { return impl_->malformed.load(); }
+const std::string& TaskExecutor::metrics_endpoint() const {
+  return impl_->metrics_endpoint;
+}
+
+std::vector<prometheus::MetricFamily> TaskExecutor::CollectMetrics() const {
+  return impl_->Collect();
+}
+
+uint64_t TaskExecutor::malformed_control_messages() const {
+  return impl_->malformed.load();
+}
 
 }  // namespace eddy::worker

@@ -14,6 +14,7 @@
 #include <optional>
 #include <set>
 #include <sstream>
+#include <thread>
 
 #include "eddy/expr.h"
 #include "eddy/spec/formats.h"
@@ -108,6 +109,20 @@ class SharedOutputFile {
   std::mutex mu_;
   std::FILE* file_ = nullptr;
   std::unique_ptr<LineWriter> writer_;
+};
+
+/// Drops every row (Flink's DiscardingSink); `delayPerRecord` throttles it, which makes a
+/// deliberately slow consumer for trying out back-pressure.
+class DiscardSinkFunction final : public SinkFunction<Row> {
+ public:
+  explicit DiscardSinkFunction(Duration delay) : delay_(delay) {}
+  void Invoke(const Row&, Timestamp) override {
+    if (delay_.millis() > 0)
+      std::this_thread::sleep_for(std::chrono::milliseconds(delay_.millis()));
+  }
+
+ private:
+  Duration delay_;
 };
 
 class FileSinkFunction final : public SinkFunction<Row> {
@@ -227,10 +242,10 @@ class Compiler {
   Result<CompiledJob> Compile(const YAML::Node& root) {
     if (!root.IsMap())
       return Err(root, "", "a job spec is a mapping with name, sources, steps and sinks");
-    EDDY_RETURN_NOT_OK(CheckKeys(root, "",
-                                 {"name", "parallelism", "maxParallelism", "time", "bufferTimeout",
-                                  "chaining", "sources", "steps", "sinks", "sql", "library",
-                                  "restartStrategy"}));
+    EDDY_RETURN_NOT_OK(CheckKeys(
+        root, "",
+        {"name", "parallelism", "maxParallelism", "time", "bufferTimeout", "chaining", "sources",
+         "steps", "sinks", "sql", "library", "restartStrategy", "latencyTrackingInterval"}));
     if (root["sql"] || root["library"]) {
       return Err(root["sql"] ? root["sql"] : root["library"], root["sql"] ? "sql" : "library",
                  "not supported yet by this version of Eddy (use sources/steps/sinks)");
@@ -268,6 +283,11 @@ class Compiler {
     if (root["bufferTimeout"]) {
       EDDY_ASSIGN_OR_RETURN(Duration d, Dur(root["bufferTimeout"], "bufferTimeout"));
       env_->SetBufferTimeout(d);
+    }
+    if (root["latencyTrackingInterval"]) {
+      EDDY_ASSIGN_OR_RETURN(Duration d,
+                            Dur(root["latencyTrackingInterval"], "latencyTrackingInterval"));
+      env_->graph().latency_tracking_interval = d;
     }
     if (root["chaining"]) {
       EDDY_ASSIGN_OR_RETURN(bool c, Bool(root["chaining"], "chaining"));
@@ -1490,18 +1510,31 @@ class Compiler {
 
   // ---- sinks ----
   Status CompileSink(const YAML::Node& n, const std::string& path) {
-    EDDY_RETURN_NOT_OK(CheckKeys(
-        n, path,
-        {"name", "from", "print", "file", "parallelism", "uid", "chaining", "slotSharingGroup"}));
+    EDDY_RETURN_NOT_OK(CheckKeys(n, path,
+                                 {"name", "from", "print", "file", "discard", "parallelism", "uid",
+                                  "chaining", "slotSharingGroup"}));
     EDDY_ASSIGN_OR_RETURN(std::string name, Name(n, path));
     sink_names_.insert(name);
     const std::string p = path + " (" + name + ")";
     EDDY_ASSIGN_OR_RETURN(NamedStream in, From(n["from"], p + ".from"));
-    if ((n["print"] ? 1 : 0) + (n["file"] ? 1 : 0) != 1)
-      return Err(n, p, "needs exactly one of print, file");
+    if ((n["print"] ? 1 : 0) + (n["file"] ? 1 : 0) + (n["discard"] ? 1 : 0) != 1)
+      return Err(n, p, "needs exactly one of print, file, discard");
     DataStream<Row> s = in.stream;
     SchemaPtr schema = in.schema;
-    if (n["print"]) {
+    if (n["discard"]) {
+      const YAML::Node& d = n["discard"];
+      Duration delay;
+      if (d.IsMap()) {
+        EDDY_RETURN_NOT_OK(CheckKeys(d, p + ".discard", {"delayPerRecord"}));
+        if (d["delayPerRecord"]) {
+          EDDY_ASSIGN_OR_RETURN(delay, Dur(d["delayPerRecord"], p + ".discard.delayPerRecord"));
+        }
+      } else if (!d.IsNull()) {
+        return Err(d, p + ".discard", "must be a mapping");
+      }
+      s = in.stream.Sink("Discard(" + name + ")",
+                         [delay] { return std::make_shared<DiscardSinkFunction>(delay); });
+    } else if (n["print"]) {
       s = in.stream.Sink("Print(" + name + ")",
                          [schema] { return std::make_shared<PrintSinkFunction<Row>>("", schema); });
     } else {
@@ -1526,7 +1559,8 @@ class Compiler {
       if (!probe.ok()) return Err(f, p + ".file", probe.status().message());
       std::string resolved = Resolve(fpath);
       auto& shared = output_files_[resolved];
-      if (!shared) shared = std::make_shared<SharedOutputFile>(resolved, options_.append_output_files);
+      if (!shared)
+        shared = std::make_shared<SharedOutputFile>(resolved, options_.append_output_files);
       auto file = shared;
       s = in.stream.Sink("FileSink(" + name + ")", [file, fo, schema] {
         return std::make_shared<FileSinkFunction>(file, fo, schema);

@@ -68,6 +68,9 @@ class StreamGraph {
   TimeCharacteristic time = TimeCharacteristic::kEventTime;
   /// Buffer timeout for network/local channels; 0 = flush after every record.
   Duration buffer_timeout = Duration::Millis(10);
+  /// Flink's latencyTrackingInterval: every source subtask emits a latency marker this often;
+  /// 0 (the default, as in Flink) = no markers. Job spec `latencyTrackingInterval`.
+  Duration latency_tracking_interval = Duration::Millis(0);
 
   NodeId AddNode(StreamNode node);
   void AddEdge(StreamEdge edge);

@@ -1,6 +1,7 @@
 #pragma once
 
 #include <algorithm>
+#include <atomic>
 #include <functional>
 #include <map>
 #include <memory>
@@ -15,12 +16,36 @@
 
 namespace eddy {
 
-/// Counters every operator keeps; the task exposes them as metrics.
+/// A counter bumped by one thread and read by others: `++` is a relaxed load and store (no
+/// locked instruction, no fence), reads are relaxed loads. Only correct with a single writer.
+/// Copyable (copies the current value) so that structs of counters stay regular values.
+class RelaxedCounter {
+ public:
+  RelaxedCounter() = default;
+  RelaxedCounter(const RelaxedCounter& o) : v_(o.load()) {}
+  RelaxedCounter& operator=(const RelaxedCounter& o) {
+    v_.store(o.load(), std::memory_order_relaxed);
+    return *this;
+  }
+  RelaxedCounter& operator++() { return *this += 1; }
+  RelaxedCounter& operator+=(uint64_t n) {
+    v_.store(v_.load(std::memory_order_relaxed) + n, std::memory_order_relaxed);
+    return *this;
+  }
+  uint64_t load() const { return v_.load(std::memory_order_relaxed); }
+  operator uint64_t() const { return load(); }  // NOLINT(google-explicit-constructor)
+
+ private:
+  std::atomic<uint64_t> v_{0};
+};
+
+/// Counters every operator keeps; the task exposes them as metrics. Written by the task thread
+/// only, read by metrics scrapes from other threads while the task runs.
 struct OperatorCounters {
-  uint64_t records_in = 0;
-  uint64_t records_out = 0;
-  uint64_t late_records_dropped = 0;
-  uint64_t bad_records = 0;
+  RelaxedCounter records_in;
+  RelaxedCounter records_out;
+  RelaxedCounter late_records_dropped;
+  RelaxedCounter bad_records;
 };
 
 /// Operator-scoped, non-keyed state (Flink's OperatorStateStore): named lists of serialized

@@ -21,8 +21,7 @@ class WorkerLauncher {
   };
   virtual ~WorkerLauncher() = default;
   /// Starts worker `worker_id` offering `slots`, registering at `jobmanager`.
-  virtual Status Launch(const std::string& worker_id, const std::string& jobmanager,
-                        int slots) = 0;
+  virtual Status Launch(const std::string& worker_id, const std::string& jobmanager, int slots) = 0;
   /// Stops a worker (graceful first).
   virtual void Stop(const std::string& worker_id) = 0;
   /// Workers that ended since the last call.

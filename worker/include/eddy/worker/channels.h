@@ -3,6 +3,7 @@
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
+#include <cstdint>
 #include <deque>
 #include <memory>
 #include <mutex>
@@ -10,13 +11,42 @@
 #include <string_view>
 #include <vector>
 
+#include "eddy/metrics/histogram.h"
 #include "eddy/runtime/stream_io.h"
 #include "eddy/worker/buffer_pool.h"
 
 namespace eddy::worker {
 
-/// What a data-buffer frame holds. Frames: [varint length][tag][varint ts if kRecordTs][payload].
-enum class FrameTag : uint8_t { kRecord = 0, kRecordTs = 1, kWatermark = 2, kIdleness = 3 };
+/// What a data-buffer frame holds. Frames: [varint length][tag][varint ts if kRecordTs or
+/// kWatermark][payload]. A kLatencyMarker's payload is `EncodeLatencyMarker`'s.
+enum class FrameTag : uint8_t {
+  kRecord = 0,
+  kRecordTs = 1,
+  kWatermark = 2,
+  kIdleness = 3,
+  kLatencyMarker = 4,
+};
+
+/// Flink's LatencyMarker: made by a source subtask every `latencyTrackingInterval`, it travels
+/// in-band with the records (so it waits where they wait: in buffers, behind back-pressure) but
+/// bypasses operators. Every task that receives one observes `now - created` and forwards it to
+/// one channel of each of its outgoing partitions (round-robin, not broadcast).
+struct LatencyMarker {
+  /// Wall-clock time (microseconds since the epoch) when the source made it. Comparing it with
+  /// another process's clock assumes synchronized clocks, as Flink does.
+  int64_t created_us = 0;
+  /// The JobVertex (and its subtask) of the source that made it.
+  uint32_t source_vertex = 0;
+  uint32_t source_subtask = 0;
+};
+/// Room `EncodeLatencyMarker` needs: three varints.
+inline constexpr size_t kMaxLatencyMarkerSize = 3 * 10;
+/// Writes `m` as three varints into `out` (kMaxLatencyMarkerSize bytes); returns the bytes used.
+size_t EncodeLatencyMarker(const LatencyMarker& m, char* out);
+/// False if `payload` is not exactly one encoded marker.
+bool DecodeLatencyMarker(std::string_view payload, LatencyMarker& m);
+/// Wall clock, microseconds since the epoch.
+int64_t WallClockMicros();
 /// Event buffers carry exactly one event (always flushed immediately).
 enum class EventType : uint8_t { kEndOfPartition = 1 };
 
@@ -49,12 +79,27 @@ class InputGate {
   bool woken_ = false;
 };
 
-/// Counters of one task's network I/O, read by metrics from other threads.
+/// Bucket bounds of `IoCounters::fill_to_send`: 10 us to 10 s (a buffer is sent when full, on
+/// the buffer timeout, or at once for events and with a 0 timeout).
+metrics::HistogramBuckets FillToSendBuckets();
+
+/// Counters of one task's network I/O (shared by its partitions), written by the task thread and
+/// read by metrics from other threads.
 struct IoCounters {
   std::atomic<uint64_t> records_out{0};
   std::atomic<uint64_t> bytes_out{0};
   std::atomic<uint64_t> buffers_out{0};
+  /// Time blocked waiting for a free output buffer (back-pressure), ns. Published by
+  /// `ResultPartition::FlushIfDue`, so it may lag by one buffer timeout.
   std::atomic<int64_t> backpressured_ns{0};
+  /// The last watermark the task broadcast downstream, ms (Flink's currentOutputWatermark);
+  /// INT64_MIN until the first.
+  std::atomic<int64_t> output_watermark{INT64_MIN};
+  /// Latency markers written (each to one channel of one partition).
+  std::atomic<uint64_t> latency_markers_out{0};
+  /// Seconds from the first write into a data buffer to its hand-over to the consumer channel
+  /// (full, timed out or flushed). One observation per buffer, none per record.
+  metrics::AtomicHistogram fill_to_send{FillToSendBuckets()};
 };
 
 /// The producing side of one outgoing edge of a task (Flink's ResultPartition + RecordWriter):
@@ -85,6 +130,9 @@ class ResultPartition final : public RecordWriter {
   void Broadcast(std::string_view bytes, Timestamp ts) override;
   void BroadcastWatermark(Watermark wm) override;
   void BroadcastIdleness(bool idle) override;
+  /// Appends `m` to one channel, the next in round-robin order (Flink sends a marker to one
+  /// random channel). Not counted as a record.
+  void EmitLatencyMarker(const LatencyMarker& m);
 
   /// Sends partially filled buffers whose timeout passed; returns the next deadline (ms, or max).
   int64_t FlushIfDue(int64_t now_ms);
@@ -92,16 +140,18 @@ class ResultPartition final : public RecordWriter {
   /// Flushes and sends end-of-partition to every consumer.
   void Finish();
   LocalBufferPool& pool() { return *pool_; }
+  const LocalBufferPool& pool() const { return *pool_; }
 
  private:
   struct Sub {
     Target target;
     NetworkBuffer* current = nullptr;
+    int64_t first_write_ns = 0;  // steady clock, when `current` was taken (fill-to-send time)
   };
   void WriteFrame(int sub, FrameTag tag, Timestamp ts, std::string_view payload);
   void WriteBytes(Sub& s, const char* p, size_t n);
   void Flush(Sub& s);
-  int64_t NowMs() const;
+  static int64_t NowNs();
 
   std::unique_ptr<LocalBufferPool> pool_;
   std::vector<Sub> subs_;
@@ -109,6 +159,7 @@ class ResultPartition final : public RecordWriter {
   IoCounters* counters_;
   const std::atomic<bool>* cancelled_;
   int64_t waited_ns_ = 0;
+  size_t next_marker_channel_ = 0;
   bool finished_ = false;
 };
 
@@ -152,7 +203,7 @@ bool ChannelReader::Dispatch(std::string_view frame, F&& f) {
     ts = Timestamp(static_cast<int64_t>((u >> 1) ^ (~(u & 1) + 1)));
     frame.remove_prefix(used);
   }
-  if (tag > FrameTag::kIdleness) return false;
+  if (tag > FrameTag::kLatencyMarker) return false;
   f(tag, ts, frame);
   return true;
 }

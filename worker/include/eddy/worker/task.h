@@ -7,9 +7,12 @@
 #include <memory>
 #include <queue>
 #include <string>
+#include <string_view>
+#include <utility>
 #include <vector>
 
 #include "eddy/graph/stream_graph.h"
+#include "eddy/metrics/histogram.h"
 #include "eddy/operators/operator.h"
 #include "eddy/state/timers.h"
 #include "eddy/worker/channels.h"
@@ -28,14 +31,40 @@ struct TaskOptions {
   std::function<Timestamp()> clock;
 };
 
-/// Metrics of one task (subtask of a vertex), readable from any thread.
+/// Metrics of one task (subtask of a vertex), written by the task thread, readable from any
+/// thread. Output-side counters are in `IoCounters`.
 struct TaskMetrics {
   std::atomic<uint64_t> records_in{0};
   std::atomic<uint64_t> bytes_in{0};
   std::atomic<uint64_t> bad_records{0};
+  /// Tasks with inputs: time spent processing buffers (including time blocked on output
+  /// buffers), ns. Sources do not measure it per record; see `Task::Times`.
   std::atomic<int64_t> busy_ns{0};
+  /// Time waiting for input (sources: sleeping because nothing was available), ns.
   std::atomic<int64_t> idle_ns{0};
+  /// Steady-clock ns when Run started and ended (0 = not yet).
+  std::atomic<int64_t> started_ns{0};
+  std::atomic<int64_t> ended_ns{0};
+  /// Minimum over the input channels' watermarks, ms (Flink's currentInputWatermark);
+  /// INT64_MIN until every input has one.
   std::atomic<int64_t> input_watermark{INT64_MIN};
+  /// Latency markers received (and forwarded).
+  std::atomic<uint64_t> latency_markers_in{0};
+};
+
+/// How a task spent its time since it started, ns (Flink's busy / idle / back-pressured time):
+/// busy excludes back-pressure; a source's busy time is what is left of its running time.
+struct TaskTimes {
+  int64_t busy_ns = 0;
+  int64_t idle_ns = 0;
+  int64_t backpressured_ns = 0;
+};
+
+/// End-to-end latency seen by one task for the markers of one source vertex.
+struct LatencySeries {
+  VertexId source;
+  /// Seconds from the marker's creation at the source to its arrival at this task.
+  std::unique_ptr<metrics::AtomicHistogram> histogram;
 };
 
 /// Timer heap on the task thread; the mailbox loop runs due callbacks between records.
@@ -86,16 +115,31 @@ class Task {
   int subtask() const { return subtask_; }
   VertexId vertex_id() const { return vertex_.id; }
   InputGate* gate() { return wiring_.gate.get(); }
+  const JobVertex& vertex() const { return vertex_; }
+  /// Whether the chain head is a source (no inputs).
+  bool is_source() const { return is_source_; }
   const TaskMetrics& metrics() const { return metrics_; }
   const IoCounters& io() const { return *wiring_.io; }
-  /// Operator counters by chain position, valid after Run() returned.
+  /// Operator counters by chain position (any thread, any time: they are relaxed atomics).
   const std::vector<OperatorCounters>& operator_counters() const { return counters_; }
+  /// Operator names by chain position.
+  const std::vector<std::string>& operator_names() const { return operator_names_; }
+  /// Busy / idle / back-pressured time so far. Any thread.
+  TaskTimes Times() const;
+  /// Buffers of the output partitions' pools in use (held by this task or in flight to the
+  /// consumers) and their total. Any thread.
+  std::pair<size_t, size_t> OutputBuffers() const;
+  /// One series per source vertex upstream of this task (empty for sources), fixed at
+  /// construction; observed when a latency marker arrives. Any thread.
+  const std::vector<LatencySeries>& latency() const { return latency_; }
 
  private:
   Status BuildChain();
   Status RunSource();
   Status RunInputs();
   Status ProcessBuffer(int channel, NetworkBuffer* b);
+  void OnLatencyMarker(std::string_view payload);
+  void EmitLatencyMarkers(int64_t now_ms);
   void FlushOutputs();
   void FinishChain();
   std::chrono::steady_clock::time_point NextWake();
@@ -107,6 +151,13 @@ class Task {
   Wiring wiring_;
   TaskOptions options_;
   TaskMetrics metrics_;
+  bool is_source_ = false;
+  std::vector<std::string> operator_names_;
+  std::vector<LatencySeries> latency_;
+  /// Sources: latencyTrackingInterval in ms (0 = off) and when the next marker is due (steady
+  /// ms; max = never).
+  int64_t latency_interval_ms_ = 0;
+  int64_t next_marker_ms_ = INT64_MAX;
   std::atomic<bool> cancelled_{false};
   TaskTimeService time_service_;
 
