@@ -8,10 +8,7 @@ three targets must see them up and return the values (records, latency markers, 
 
 import os
 import re
-import subprocess
-import threading
 import time
-from pathlib import Path
 
 import pytest
 
@@ -22,8 +19,7 @@ from prom_harness import (
     start_prometheus,  # noqa: F401  (fixture)
 )
 
-BIN = Path(os.environ.get("EDDY_BINARY_DIR", Path(__file__).resolve().parents[2] / "build"))
-EDDY = BIN / "operator" / "eddy"
+from eddy_harness import EddyProcess
 
 JOB = """
 name: metrics-e2e
@@ -43,60 +39,13 @@ sinks:
 """
 
 
-class Cluster:
-    """`eddy run --workers` as a subprocess whose stderr is collected line by line."""
-
-    def __init__(self, args, cwd):
-        self.proc = subprocess.Popen([str(EDDY), *args], cwd=cwd, stdout=subprocess.DEVNULL,
-                                     stderr=subprocess.PIPE, text=True)
-        self.lines = []
-        self.cv = threading.Condition()
-        self.reader = threading.Thread(target=self._read, daemon=True)
-        self.reader.start()
-
-    def _read(self):
-        for line in self.proc.stderr:
-            with self.cv:
-                self.lines.append(line.rstrip("\n"))
-                self.cv.notify_all()
-
-    def wait_for_all(self, pattern, n, timeout=30):
-        """The first `n` matches of `pattern` in the log (waits for them)."""
-        rx = re.compile(pattern)
-        deadline = time.monotonic() + timeout
-        with self.cv:
-            while True:
-                found = [m for m in (rx.search(line) for line in self.lines) if m]
-                if len(found) >= n:
-                    return found[:n]
-                left = deadline - time.monotonic()
-                if left <= 0 or self.proc.poll() is not None and not self.reader.is_alive():
-                    raise AssertionError(f"not {n} log lines matching {pattern!r}:\n" + self.log())
-                self.cv.wait(min(left, 0.2))
-
-    def log(self):
-        with self.cv:
-            return "\n".join(self.lines)
-
-    def stop(self):
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self.reader.join(timeout=5)
-        return self.proc.returncode
-
-
 @pytest.fixture
 def cluster(tmp_path):
     out = tmp_path / "out.csv"
     job = tmp_path / "job.yaml"
     job.write_text(JOB.format(count=150000, rate=10000, out=out))  # about 15 s
-    c = Cluster(["run", "--workers", "2", "--slots", "2", "--metrics-port", "0", str(job)],
-                tmp_path)
+    c = EddyProcess(["run", "--workers", "2", "--slots", "2", "--metrics-port", "0", str(job)],
+                    tmp_path)
     yield c
     c.stop()
 

@@ -10,15 +10,11 @@ import os
 import re
 import signal
 import socket
-import subprocess
-import threading
 import time
+
 from pathlib import Path
 
-import pytest
-
-BIN = Path(os.environ.get("EDDY_BINARY_DIR", Path(__file__).resolve().parents[2] / "build"))
-EDDY = BIN / "operator" / "eddy"
+from eddy_harness import EddyProcess
 
 
 def job_spec(out: Path, count: int, rate: int) -> str:
@@ -37,53 +33,12 @@ sinks:
 """
 
 
-class Cluster:
-    """`eddy run --workers` as a subprocess whose stderr is collected line by line."""
-
-    def __init__(self, args, cwd):
-        self.proc = subprocess.Popen([str(EDDY), *args], cwd=cwd, stdout=subprocess.DEVNULL,
-                                     stderr=subprocess.PIPE, text=True)
-        self.lines = []
-        self.cv = threading.Condition()
-        self.reader = threading.Thread(target=self._read, daemon=True)
-        self.reader.start()
-
-    def _read(self):
-        for line in self.proc.stderr:
-            with self.cv:
-                self.lines.append(line.rstrip("\n"))
-                self.cv.notify_all()
-
-    def wait_for(self, pattern, timeout=30):
-        rx = re.compile(pattern)
-        deadline = time.monotonic() + timeout
-        with self.cv:
-            while True:
-                for line in self.lines:
-                    m = rx.search(line)
-                    if m:
-                        return m
-                left = deadline - time.monotonic()
-                if left <= 0 or self.proc.poll() is not None and not self.reader.is_alive():
-                    raise AssertionError(f"no log line matching {pattern!r}:\n" + self.log())
-                self.cv.wait(min(left, 0.2))
-
-    def log(self):
-        with self.cv:
-            return "\n".join(self.lines)
-
-    def finish(self, timeout=120):
-        rc = self.proc.wait(timeout=timeout)
-        self.reader.join(timeout=5)
-        return rc
-
-
 def test_killed_worker_restarts_the_job_which_then_finishes(tmp_path):
     out = tmp_path / "out.csv"
     job = tmp_path / "job.yaml"
     count = 40000
     job.write_text(job_spec(out, count, rate=8000))  # about 5 s
-    c = Cluster(["run", "--workers", "3", "--slots", "2", "--restart-strategy", "fixed-delay",
+    c = EddyProcess(["run", "--workers", "3", "--slots", "2", "--restart-strategy", "fixed-delay",
                  str(job)], tmp_path)
     try:
         m = c.wait_for(r"worker (worker-2) registered \(.*pid (\d+)\)")
@@ -112,7 +67,7 @@ def test_no_restart_strategy_fails_the_job_naming_the_lost_worker(tmp_path):
     out = tmp_path / "out.csv"
     job = tmp_path / "job.yaml"
     job.write_text(job_spec(out, 40000, rate=8000))
-    c = Cluster(["run", "--workers", "2", "--slots", "2", "--restart-strategy", "none", str(job)],
+    c = EddyProcess(["run", "--workers", "2", "--slots", "2", "--restart-strategy", "none", str(job)],
                 tmp_path)
     try:
         m = c.wait_for(r"worker (worker-1) registered \(.*pid (\d+)\)")
@@ -132,7 +87,7 @@ def test_garbage_on_the_control_port_is_logged_and_dropped(tmp_path):
     out = tmp_path / "out.csv"
     job = tmp_path / "job.yaml"
     job.write_text(job_spec(out, 20000, rate=10000))  # about 2 s
-    c = Cluster(["run", "--workers", "2", "--slots", "2", str(job)], tmp_path)
+    c = EddyProcess(["run", "--workers", "2", "--slots", "2", str(job)], tmp_path)
     try:
         m = c.wait_for(r"registered with tcp://127\.0\.0\.1:(\d+)")
         port = int(m.group(1))

@@ -6,16 +6,11 @@ with `idleness` configured does not hold them back, one without it does.
 """
 
 import json
-import os
-import re
 import socket
-import subprocess
-import threading
 import time
 from pathlib import Path
 
-BIN = Path(os.environ.get("EDDY_BINARY_DIR", Path(__file__).resolve().parents[2] / "build"))
-EDDY = BIN / "operator" / "eddy"
+from eddy_harness import EddyProcess
 
 
 def spec(port: int, idleness: str, fast_count: int) -> str:
@@ -46,40 +41,14 @@ sinks:
 """
 
 
-class Job:
+class Job(EddyProcess):
     def __init__(self, job: Path, cwd: Path):
-        self.proc = subprocess.Popen(
-            [str(EDDY), "run", "--workers", "3", "--slots", "2", str(job)], cwd=cwd,
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        self.out = []
-        self.err = []
-        self.cv = threading.Condition()
-        for stream, sink in ((self.proc.stdout, self.out), (self.proc.stderr, self.err)):
-            threading.Thread(target=self._read, args=(stream, sink), daemon=True).start()
-
-    def _read(self, stream, sink):
-        for line in stream:
-            with self.cv:
-                sink.append(line.rstrip("\n"))
-                self.cv.notify_all()
+        super().__init__(["run", "--workers", "3", "--slots", "2", str(job)], cwd,
+                         capture_stdout=True)
 
     def window_ends(self):
         with self.cv:
             return sorted(json.loads(l)["window_end"] for l in self.out if l.startswith("{"))
-
-    def wait_until(self, pred, timeout):
-        deadline = time.monotonic() + timeout
-        with self.cv:
-            while not pred():
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    return False
-                self.cv.wait(min(left, 0.1))
-            return True
-
-    def log(self):
-        with self.cv:
-            return "\n".join(self.err + ["--- stdout ---"] + self.out)
 
 
 def serve_once():
