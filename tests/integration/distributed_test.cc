@@ -5,6 +5,8 @@
 
 #include <gtest/gtest.h>
 
+#include "tests/integration/example_list.h"
+
 #include <algorithm>
 #include <array>
 #include <cstdio>
@@ -95,21 +97,9 @@ TEST_P(DistributedExampleTest, SameResultsAsSingleProcess) {
   ExpectSameResults((fs::path(SourceDir()) / "examples" / (GetParam() + ".yaml")).string(), "");
 }
 
-std::vector<std::string> Examples() {
-  std::vector<std::string> names;
-  for (const auto& e : fs::directory_iterator(fs::path(SourceDir()) / "examples" / "expected")) {
-    if (e.path().extension() == ".jsonl") names.push_back(e.path().stem().string());
-  }
-  std::sort(names.begin(), names.end());
-  return names;
-}
-
-INSTANTIATE_TEST_SUITE_P(Examples, DistributedExampleTest, ::testing::ValuesIn(Examples()),
-                         [](const auto& info) {
-                           std::string s = info.param;
-                           std::replace(s.begin(), s.end(), '-', '_');
-                           return s;
-                         });
+INSTANTIATE_TEST_SUITE_P(Examples, DistributedExampleTest,
+                         ::testing::ValuesIn(eddy::testing::GoldenExamples()),
+                         eddy::testing::ExampleParamName());
 
 /// Random readings with bounded disorder (up to 3 s late), 20 keys, over ~10 minutes.
 fs::path WriteRandomInput(const fs::path& dir, uint32_t seed, int n) {

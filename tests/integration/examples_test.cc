@@ -4,6 +4,8 @@
 
 #include <gtest/gtest.h>
 
+#include "tests/integration/example_list.h"
+
 #include <algorithm>
 #include <array>
 #include <cstdio>
@@ -75,21 +77,9 @@ TEST_P(ExampleTest, OutputMatchesExpectedAtEveryParallelism) {
   }
 }
 
-std::vector<std::string> Examples() {
-  std::vector<std::string> names;
-  for (const auto& e : fs::directory_iterator(fs::path(SourceDir()) / "examples" / "expected")) {
-    if (e.path().extension() == ".jsonl") names.push_back(e.path().stem().string());
-  }
-  std::sort(names.begin(), names.end());
-  return names;
-}
-
-INSTANTIATE_TEST_SUITE_P(Examples, ExampleTest, ::testing::ValuesIn(Examples()),
-                         [](const auto& info) {
-                           std::string s = info.param;
-                           std::replace(s.begin(), s.end(), '-', '_');
-                           return s;
-                         });
+INSTANTIATE_TEST_SUITE_P(Examples, ExampleTest,
+                         ::testing::ValuesIn(eddy::testing::GoldenExamples()),
+                         eddy::testing::ExampleParamName());
 
 // The C++ API examples (examples/cpp/<name>.cc) against examples/expected/cpp/<name>.txt.
 TEST(CppExamplesTest, SeedResultsThroughTheDataStreamApi) {

@@ -275,6 +275,10 @@ TEST_F(RestApiTest, SubmittedJobRunsToFinishedAndEveryEndpointShowsIt) {
       EXPECT_TRUE(v["metrics"].contains(m)) << m << " in " << v.dump();
   }
   EXPECT_NE(d["vertices"][0]["name"].get<std::string>().find("readings"), std::string::npos);
+  // Workers report their tasks' final figures before the job finishes, even for a job shorter
+  // than a heartbeat interval.
+  EXPECT_GT(d["vertices"][0]["metrics"]["write-records"].get<int64_t>(), 0) << d.dump();
+  EXPECT_GT(d["vertices"][1]["metrics"]["read-records"].get<int64_t>(), 0) << d.dump();
   EXPECT_EQ(d["plan"]["nodes"].size(), 2u);
 
   auto plan = Get("/jobs/" + id + "/plan");

@@ -302,6 +302,7 @@ struct TaskExecutor::Impl {
       std::lock_guard lock(mu);
       batch.swap(updates);
     }
+    if (batch.empty()) return;
     for (auto& u : batch) {
       if (auto it = attempts.find(u.attempt_id()); it != attempts.end()) {
         std::lock_guard lock(attempts_mu);
@@ -310,6 +311,11 @@ struct TaskExecutor::Impl {
             it->second->states[i] = u.state();
         }
       }
+    }
+    // The tasks' final figures first: once the last task reported FINISHED the JobMaster
+    // releases the attempt and no longer takes reports for it (short jobs would show zeros).
+    SendHeartbeat();
+    for (auto& u : batch) {
       proto::Envelope e;
       *e.mutable_task_state() = std::move(u);
       Send(e);
