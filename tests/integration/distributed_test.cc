@@ -5,7 +5,7 @@
 
 #include <gtest/gtest.h>
 
-#include "tests/integration/example_list.h"
+#include "tests/integration/cli_harness.h"
 
 #include <algorithm>
 #include <array>
@@ -25,40 +25,7 @@ namespace fs = std::filesystem;
 std::string SourceDir() {
   return EDDY_SOURCE_DIR_DEFAULT;
 }
-std::string Eddy() {
-  return std::string(EDDY_BINARY_DIR_DEFAULT) + "/operator/eddy";
-}
-
-struct RunResult {
-  int exit_code = -1;
-  std::vector<std::string> lines;
-  std::string log;
-};
-
-RunResult Run(const std::string& args) {
-  fs::path err = fs::temp_directory_path() / ("eddy-dist-" + std::to_string(::getpid()) + ".err");
-  std::string cmd = Eddy() + " " + args + " 2>" + err.string();
-  RunResult r;
-  FILE* p = popen(cmd.c_str(), "r");
-  if (!p) return r;
-  std::string out;
-  std::array<char, 4096> buf;
-  size_t n;
-  while ((n = fread(buf.data(), 1, buf.size(), p)) > 0) out.append(buf.data(), n);
-  int status = pclose(p);
-  r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  size_t start = 0;
-  while (start < out.size()) {
-    size_t nl = out.find('\n', start);
-    if (nl == std::string::npos) nl = out.size();
-    if (nl > start) r.lines.push_back(out.substr(start, nl - start));
-    start = nl + 1;
-  }
-  std::ifstream in(err);
-  r.log.assign(std::istreambuf_iterator<char>(in), {});
-  fs::remove(err);
-  return r;
-}
+using eddy::testing::RunEddy;
 
 /// Lines grouped by their "id" field (the key of the keyed examples), in output order.
 std::map<std::string, std::vector<std::string>> PerKey(const std::vector<std::string>& lines) {
@@ -72,15 +39,15 @@ std::map<std::string, std::vector<std::string>> PerKey(const std::vector<std::st
 }
 
 void ExpectSameResults(const std::string& job, const std::string& extra) {
-  auto single = Run("run --quiet --parallelism 1 " + extra + " " + job);
+  auto single = RunEddy("run --quiet --parallelism 1 " + extra + " " + job);
   ASSERT_EQ(single.exit_code, 0) << single.log;
   ASSERT_FALSE(single.lines.empty());
   auto sorted_single = single.lines;
   std::sort(sorted_single.begin(), sorted_single.end());
   auto keyed_single = PerKey(single.lines);
   for (int p = 1; p <= 6; ++p) {
-    auto dist = Run("run --workers 3 --slots 2 --parallelism " + std::to_string(p) + " " + extra +
-                    " " + job);
+    auto dist = RunEddy("run --workers 3 --slots 2 --parallelism " + std::to_string(p) + " " +
+                        extra + " " + job);
     ASSERT_EQ(dist.exit_code, 0) << job << " at parallelism " << p << "\n" << dist.log;
     auto sorted = dist.lines;
     std::sort(sorted.begin(), sorted.end());

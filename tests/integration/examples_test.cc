@@ -4,7 +4,7 @@
 
 #include <gtest/gtest.h>
 
-#include "tests/integration/example_list.h"
+#include "tests/integration/cli_harness.h"
 
 #include <algorithm>
 #include <array>
@@ -21,35 +21,8 @@ namespace fs = std::filesystem;
 std::string SourceDir() {
   return EDDY_SOURCE_DIR_DEFAULT;
 }
-std::string Eddy() {
-  return std::string(EDDY_BINARY_DIR_DEFAULT) + "/operator/eddy";
-}
-
-struct RunResult {
-  int exit_code;
-  std::vector<std::string> lines;
-};
-
-RunResult RunEddy(const std::string& args) {
-  std::string cmd = Eddy() + " " + args + " 2>/dev/null";
-  FILE* p = popen(cmd.c_str(), "r");
-  RunResult r{-1, {}};
-  if (!p) return r;
-  std::string cur;
-  std::array<char, 4096> buf;
-  size_t n;
-  while ((n = fread(buf.data(), 1, buf.size(), p)) > 0) cur.append(buf.data(), n);
-  int status = pclose(p);
-  r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  size_t start = 0;
-  while (start < cur.size()) {
-    size_t nl = cur.find('\n', start);
-    if (nl == std::string::npos) nl = cur.size();
-    if (nl > start) r.lines.push_back(cur.substr(start, nl - start));
-    start = nl + 1;
-  }
-  return r;
-}
+using eddy::testing::EddyBinary;
+using eddy::testing::RunEddy;
 
 std::vector<std::string> ReadLines(const fs::path& p) {
   std::ifstream in(p);
@@ -115,7 +88,7 @@ TEST(CliTest, BadJobSpecIsRejectedWithFileLineAndField) {
   fs::path job = dir / "bad.yaml";
   std::ofstream(job) << "name: bad\nsources:\n  - name: r\n    file: {path: x.csv, format: csv}\n"
                         "    schema: {id: strin}\nsinks:\n  - {name: o, from: r, print: {}}\n";
-  std::string cmd = Eddy() + " validate " + job.string() + " 2>&1";
+  std::string cmd = EddyBinary() + " validate " + job.string() + " 2>&1";
   FILE* p = popen(cmd.c_str(), "r");
   std::string out;
   char buf[1024];

@@ -83,12 +83,24 @@ def test_a_slow_sink_back_pressures_the_source_and_memory_stays_bounded(tmp_path
         metrics = {m.group(1): m.group(2) for m in
                    re.finditer(r"eddy-worker\[(worker-\d)\]: metrics at (http://\S+/metrics)", log)}
         assert len(pids) == 2 and len(metrics) == 2, log
+        source_url = next(u for u in metrics.values()
+                          if "Source: numbers" in urllib.request.urlopen(u, timeout=5).read().decode())
+
+        def backpressured_seconds():
+            return metric(source_url, "eddy_task_backpressured_seconds_total", "Source: numbers")
+
         samples = {w: [] for w in pids}
         start = time.monotonic()
+        mark = None
         while time.monotonic() - start < SECONDS:
             for w, pid in pids.items():
                 samples[w].append((time.monotonic() - start, rss_bytes(pid)))
+            if mark is None and time.monotonic() - start >= SECONDS / 3:
+                mark = (time.monotonic(), backpressured_seconds())
             time.sleep(1)
+        # Share of the wall time the source spent blocked on buffers since the mark.
+        bp_share = (backpressured_seconds() - mark[1]) / (time.monotonic() - mark[0])
+        print(f"source back-pressured {bp_share:.0%} of the time")
         # Which worker runs the source: the one whose source task reports records out.
         ratios = {}
         for w, url in metrics.items():
@@ -109,6 +121,7 @@ def test_a_slow_sink_back_pressures_the_source_and_memory_stays_bounded(tmp_path
         settled = [r for t, r in s if t >= min(10, SECONDS / 3)]
         assert max(settled) - min(settled) <= GROWTH_BOUND, \
             f"{w}: RSS grew {(max(settled) - min(settled)) >> 20} MiB: {s}"
-    assert ratios and max(ratios.values()) >= 0.5, f"source back-pressure ratios {ratios}"
+    assert ratios and max(ratios.values()) > 0, f"source back-pressure ratio gauges {ratios}"
+    assert bp_share >= 0.5, f"the source was back-pressured {bp_share:.0%} of the time"
     # The sink really was the bottleneck: about one record per millisecond went through.
     assert SECONDS * 300 <= sink_in <= SECONDS * 1100 + 5000, sink_in
