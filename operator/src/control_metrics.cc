@@ -1,4 +1,5 @@
 #include "eddy/control/control_metrics.h"
+#include "eddy/clock.h"
 
 #include <chrono>
 #include <string>
@@ -11,12 +12,6 @@ namespace {
 constexpr JobState kAllStates[] = {JobState::kCreated,    JobState::kRunning,  JobState::kFailing,
                                    JobState::kRestarting, JobState::kFinished, JobState::kCanceling,
                                    JobState::kCanceled,   JobState::kFailed};
-
-int64_t EpochMs() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
 
 }  // namespace
 
@@ -61,7 +56,7 @@ std::vector<prometheus::MetricFamily> CollectControlPlaneMetrics(ControlPlane& c
     auto uptime = FamilyBuilder::Gauge(
         "eddy_job_uptime_seconds",
         "Time since a job was submitted; for an ended job, how long it lasted (uptime).");
-    const int64_t now = EpochMs();
+    const int64_t now = EpochMillis();
     for (const JobInfo& j : jobs) {
       const metrics::Labels l{{"job", j.name}, {"job_id", j.id}};
       restarts.Add(l, j.restarts);

@@ -1,4 +1,5 @@
 #include "eddy/control/control_plane.h"
+#include "eddy/clock.h"
 
 #include <sys/eventfd.h>
 #include <unistd.h>
@@ -47,18 +48,6 @@ std::string_view JobStateName(JobState s) {
 
 namespace {
 
-int64_t SteadyMs() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(
-             std::chrono::steady_clock::now().time_since_epoch())
-      .count();
-}
-
-int64_t EpochMs() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
-
 std::string TaskStateName(proto::TaskState s) {
   switch (s) {
     case proto::TASK_CREATED:
@@ -84,7 +73,7 @@ bool TaskTerminal(proto::TaskState s) {
 
 /// A 32-hex-digit id like Flink's JobID.
 std::string NewJobId(uint64_t seq) {
-  static std::atomic<uint64_t> salt{static_cast<uint64_t>(EpochMs()) ^
+  static std::atomic<uint64_t> salt{static_cast<uint64_t>(EpochMillis()) ^
                                     (static_cast<uint64_t>(::getpid()) << 32)};
   uint64_t a = salt.fetch_add(0x9E3779B97F4A7C15ull) * 0xBF58476D1CE4E5B9ull;
   uint64_t b = (seq + 1) * 0x94D049BB133111EBull ^ a;
@@ -245,8 +234,8 @@ struct ControlPlane::Impl {
     w.metrics_endpoint = r.metrics_endpoint();
     w.slots = r.slots();
     w.pid = r.pid();
-    w.last_heartbeat = SteadyMs();
-    w.last_heartbeat_epoch = EpochMs();
+    w.last_heartbeat = SteadyMillis();
+    w.last_heartbeat_epoch = EpochMillis();
     w.slot_owner.assign(static_cast<size_t>(r.slots()), "");
     workers[w.id] = std::move(w);
     ack->set_accepted(true);
@@ -299,7 +288,7 @@ struct ControlPlane::Impl {
   bool shutting_down = false;
 
   void CheckHeartbeats() {
-    int64_t now = SteadyMs();
+    int64_t now = SteadyMillis();
     std::vector<std::pair<std::string, int64_t>> late;
     for (const auto& [id, w] : workers) {
       if (now - w.last_heartbeat > options.heartbeat_timeout_ms)
@@ -346,7 +335,7 @@ struct ControlPlane::Impl {
     j->id = NewJobId(next_job++);
     j->name = j->compiled.name;
     j->plan_json = j->graph->ToJson();
-    j->start_epoch = EpochMs();
+    j->start_epoch = EpochMillis();
     j->submission = std::move(sub);
     std::string id = j->id;
     Log("submitted " + JobLabel(*j) + ": " + std::to_string(j->graph->vertices().size()) +
@@ -397,7 +386,7 @@ struct ControlPlane::Impl {
       free += w.free();
       total += w.slots;
     }
-    int64_t now = SteadyMs();
+    int64_t now = SteadyMillis();
     if (free < needed) {
       if (j.waiting_since == 0) {
         j.waiting_since = now;
@@ -525,7 +514,7 @@ struct ControlPlane::Impl {
       if (all_finished) {
         ReleaseAttempt(*j);
         j->state = JobState::kFinished;
-        j->end_epoch = EpochMs();
+        j->end_epoch = EpochMillis();
         Log(JobLabel(*j) + " finished in " + std::to_string(j->end_epoch - j->start_epoch) + " ms" +
             (j->restarts ? " after " + std::to_string(j->restarts) + " restart(s)" : ""));
         ScheduleWaiting();
@@ -538,8 +527,8 @@ struct ControlPlane::Impl {
   void OnHeartbeat(const std::string& worker, const proto::Heartbeat& hb) {
     auto it = workers.find(worker);
     if (it == workers.end()) return;
-    it->second.last_heartbeat = SteadyMs();
-    it->second.last_heartbeat_epoch = EpochMs();
+    it->second.last_heartbeat = SteadyMillis();
+    it->second.last_heartbeat_epoch = EpochMillis();
     it->second.buffers_used = hb.buffers_used();
     it->second.buffers_total = hb.buffers_total();
     AcknowledgeHeartbeat(worker);
@@ -578,7 +567,7 @@ struct ControlPlane::Impl {
     proto::Envelope e;
     e.mutable_cancel()->set_attempt_id(j.attempt);
     SendAll(j, e);
-    j.drain_deadline = SteadyMs() + options.cancel_timeout_ms;
+    j.drain_deadline = SteadyMillis() + options.cancel_timeout_ms;
     CheckDrained(j);
   }
 
@@ -590,19 +579,19 @@ struct ControlPlane::Impl {
         if (!TaskTerminal(t.state) && workers.count(t.worker)) drained = false;
       }
     }
-    if (!drained && SteadyMs() < j.drain_deadline) return;
+    if (!drained && SteadyMillis() < j.drain_deadline) return;
     ReleaseAttempt(j);
     if (j.state == JobState::kCanceling) {
       j.state = JobState::kCanceled;
-      j.end_epoch = EpochMs();
+      j.end_epoch = EpochMillis();
       Log(JobLabel(j) + " canceled");
       ScheduleWaiting();
       return;
     }
-    auto delay = j.restart->OnFailure(SteadyMs());
+    auto delay = j.restart->OnFailure(SteadyMillis());
     if (!delay) {
       j.state = JobState::kFailed;
-      j.end_epoch = EpochMs();
+      j.end_epoch = EpochMillis();
       Log(JobLabel(j) + " failed for good (restart strategy " +
           std::string(RestartKindName(j.restart->config().kind)) + " gave up after " +
           std::to_string(j.restarts) + " restart(s)): " + j.failure);
@@ -610,7 +599,7 @@ struct ControlPlane::Impl {
       return;
     }
     j.state = JobState::kRestarting;
-    j.restart_at = SteadyMs() + delay->millis();
+    j.restart_at = SteadyMillis() + delay->millis();
     ++j.restarts;
     Log(JobLabel(j) + " restarting in " + std::to_string(delay->millis()) + " ms (restart " +
         std::to_string(j.restarts) + ", " + std::string(RestartKindName(j.restart->config().kind)) +
@@ -627,7 +616,7 @@ struct ControlPlane::Impl {
     if (j.state == JobState::kCreated || j.state == JobState::kRestarting) {
       ReleaseAttempt(j);
       j.state = JobState::kCanceled;
-      j.end_epoch = EpochMs();
+      j.end_epoch = EpochMillis();
       Log(JobLabel(j) + " canceled");
       return Status::Ok();
     }
@@ -635,13 +624,13 @@ struct ControlPlane::Impl {
     proto::Envelope e;
     e.mutable_cancel()->set_attempt_id(j.attempt);
     SendAll(j, e);
-    j.drain_deadline = SteadyMs() + options.cancel_timeout_ms;
+    j.drain_deadline = SteadyMillis() + options.cancel_timeout_ms;
     CheckDrained(j);
     return Status::Ok();
   }
 
   void Tick() {
-    int64_t now = SteadyMs();
+    int64_t now = SteadyMillis();
     KeepWorkersRunning();
     CheckHeartbeats();
     for (auto& id : job_order) {
@@ -654,7 +643,7 @@ struct ControlPlane::Impl {
           j.failure = "could not get " + std::to_string(j.graph->RequiredSlots()) +
                       " slots within " + std::to_string(options.slot_request_timeout_ms) + " ms";
           j.state = JobState::kFailed;
-          j.end_epoch = EpochMs();
+          j.end_epoch = EpochMillis();
           Log(JobLabel(j) + " failed: " + j.failure);
         } else {
           TrySchedule(j);
@@ -737,9 +726,9 @@ struct ControlPlane::Impl {
       }
       for (auto& f : cmds) f();
       Receive();
-      if (SteadyMs() >= next_tick) {
+      if (SteadyMillis() >= next_tick) {
         Tick();
-        next_tick = SteadyMs() + 50;
+        next_tick = SteadyMillis() + 50;
       }
     }
   }
@@ -848,11 +837,11 @@ const std::string& ControlPlane::rpc_endpoint() const {
 }
 
 Status ControlPlane::WaitForWorkers(int n, int64_t timeout_ms) {
-  int64_t end = SteadyMs() + timeout_ms;
+  int64_t end = SteadyMillis() + timeout_ms;
   while (true) {
     int have = impl_->Call([this] { return static_cast<int>(impl_->workers.size()); });
     if (have >= n) return Status::Ok();
-    if (SteadyMs() > end)
+    if (SteadyMillis() > end)
       return Status::Timeout("only " + std::to_string(have) + " of " + std::to_string(n) +
                              " workers registered within " + std::to_string(timeout_ms) + " ms");
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
@@ -914,11 +903,11 @@ ClusterInfo ControlPlane::Cluster() {
 }
 
 std::optional<JobInfo> ControlPlane::WaitForJob(const std::string& job_id, int64_t timeout_ms) {
-  int64_t end = timeout_ms < 0 ? INT64_MAX : SteadyMs() + timeout_ms;
+  int64_t end = timeout_ms < 0 ? INT64_MAX : SteadyMillis() + timeout_ms;
   while (true) {
     auto j = Job(job_id);
     if (!j || IsTerminal(j->state)) return j;
-    if (SteadyMs() > end) return std::nullopt;
+    if (SteadyMillis() > end) return std::nullopt;
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
   }
 }

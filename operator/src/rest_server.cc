@@ -1,4 +1,5 @@
 #include "eddy/control/rest_server.h"
+#include "eddy/clock.h"
 
 #include <fcntl.h>
 
@@ -34,12 +35,6 @@ using Json = nlohmann::ordered_json;
 /// Bodies larger than this (by Content-Length) are refused with 413 without being decoded.
 /// cpprestsdk still receives the whole body before the answer goes out.
 constexpr uint64_t kMaxBodyBytes = 8ull << 20;
-
-int64_t NowMs() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
 
 RestResponse Reply(int status, const Json& body) {
   // Invalid UTF-8 in a message (a garbage job spec quoted back) is replaced, never thrown.
@@ -79,7 +74,7 @@ std::optional<int64_t> ParseInt(const std::string& s, int64_t lo, int64_t hi) {
 }
 
 int64_t JobDurationMs(const JobInfo& j) {
-  return (j.end_time_ms >= 0 ? j.end_time_ms : NowMs()) - j.start_time_ms;
+  return (j.end_time_ms >= 0 ? j.end_time_ms : EpochMillis()) - j.start_time_ms;
 }
 
 /// Flink's ExecutionState names in lower case, the keys of a "tasks" count object.
@@ -211,7 +206,7 @@ Json JobDetails(const JobInfo& j) {
   o["start-time"] = j.start_time_ms;
   o["end-time"] = j.end_time_ms;
   o["duration"] = JobDurationMs(j);
-  o["now"] = NowMs();
+  o["now"] = EpochMillis();
   Json plan = Plan(j);
   o["maxParallelism"] = plan.contains("maxParallelism") ? plan["maxParallelism"] : Json(-1);
   Json ts = Json::object();
@@ -458,7 +453,7 @@ RestResponse Exceptions(const JobInfo& j) {
 
 RestResponse JobMetrics(const RestRequest& r, const JobInfo& j) {
   // Flink's uptime: time since the job started while it runs, -1 once it ended.
-  int64_t uptime = IsTerminal(j.state) ? -1 : NowMs() - j.start_time_ms;
+  int64_t uptime = IsTerminal(j.state) ? -1 : EpochMillis() - j.start_time_ms;
   return Metrics(r, {{"numRestarts", std::to_string(j.restarts)},
                      {"fullRestarts", std::to_string(j.restarts)},
                      {"uptime", std::to_string(uptime)}});
@@ -473,7 +468,7 @@ RestResponse VertexDetails(ControlPlane& cp, const JobInfo& j, const VertexInfo&
   o["parallelism"] = v.parallelism;
   Json plan = Plan(j);
   o["maxParallelism"] = plan.contains("maxParallelism") ? plan["maxParallelism"] : Json(-1);
-  o["now"] = NowMs();
+  o["now"] = EpochMillis();
   Json subtasks = Json::array();
   for (const auto& s : v.subtasks) {
     Json st = Json::object();
@@ -514,7 +509,7 @@ RestResponse Backpressure(const VertexInfo& v) {
   }
   o["status"] = "ok";
   o["backpressure-level"] = BackpressureLevel(max_ratio);
-  o["end-timestamp"] = NowMs();
+  o["end-timestamp"] = EpochMillis();
   o["subtasks"] = subtasks;
   return Reply(200, o);
 }

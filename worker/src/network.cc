@@ -246,14 +246,21 @@ struct NetworkService::Impl final {
     }
   }
 
-  void OnData(const ChannelKey& k, uint32_t backlog, uint8_t kind, const zmq::message_t& payload) {
+  /// The inbound channel `k` and its gate; counts and returns nulls for an unknown channel.
+  std::pair<InGate*, InChannel*> FindInbound(const ChannelKey& k) {
     auto it = in_index.find(k);
     if (it == in_index.end()) {
       stats->unknown_channel_messages.fetch_add(1, std::memory_order_relaxed);
-      return;
+      return {nullptr, nullptr};
     }
-    InGate& g = *it->second.first;
-    InChannel& c = g.channels[it->second.second];
+    return {it->second.first, &it->second.first->channels[it->second.second]};
+  }
+
+  void OnData(const ChannelKey& k, uint32_t backlog, uint8_t kind, const zmq::message_t& payload) {
+    auto [gp, cp] = FindInbound(k);
+    if (!gp) return;
+    InGate& g = *gp;
+    InChannel& c = *cp;
     if (c.credit <= 0 || c.ended) {
       Malformed("buffer sent without credit");
       return;
@@ -281,13 +288,10 @@ struct NetworkService::Impl final {
   }
 
   void OnBacklog(const ChannelKey& k, uint32_t backlog) {
-    auto it = in_index.find(k);
-    if (it == in_index.end()) {
-      stats->unknown_channel_messages.fetch_add(1, std::memory_order_relaxed);
-      return;
-    }
-    InGate& g = *it->second.first;
-    InChannel& c = g.channels[it->second.second];
+    auto [gp, cp] = FindInbound(k);
+    if (!gp) return;
+    InGate& g = *gp;
+    InChannel& c = *cp;
     c.backlog = static_cast<int>(std::min<uint32_t>(backlog, 1u << 20));
     if (g.started) Grant(g);
   }

@@ -1,4 +1,5 @@
 #include "eddy/worker/task_executor.h"
+#include "eddy/clock.h"
 
 #include <sys/eventfd.h>
 #include <unistd.h>
@@ -21,18 +22,6 @@
 namespace eddy::worker {
 
 namespace {
-
-int64_t NowMs() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(
-             std::chrono::steady_clock::now().time_since_epoch())
-      .count();
-}
-
-int64_t EpochMs() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
 
 proto::TaskState ToProto(const Status& s) {
   if (s.ok()) return proto::TASK_FINISHED;
@@ -137,7 +126,7 @@ struct TaskExecutor::Impl {
     hb->set_slots_used(slots_used());
     hb->set_buffers_used(global->used());
     hb->set_buffers_total(global->total());
-    int64_t now = NowMs();
+    int64_t now = SteadyMillis();
     std::lock_guard lock(attempts_mu);  // for `ratios`
     for (auto& [id, a] : attempts) {
       if (!a->started) continue;
@@ -253,7 +242,7 @@ struct TaskExecutor::Impl {
       a.started = true;
       for (auto& st : a.states) st = proto::TASK_RUNNING;
     }
-    a.last_report_ms = NowMs();
+    a.last_report_ms = SteadyMillis();
     network->StartAttempt(id);
     for (size_t i = 0; i < a.tasks.size(); ++i) {
       a.threads.emplace_back([this, &a, i] {
@@ -394,7 +383,7 @@ struct TaskExecutor::Impl {
         "eddy_latency_seconds",
         "Time from a latency marker's creation at a source to its arrival at a subtask (latency).");
 
-    const double now_ms = d(EpochMs());
+    const double now_ms = d(EpochMillis());
     int slots = 0;
     {
       std::lock_guard lock(attempts_mu);
@@ -555,13 +544,13 @@ struct TaskExecutor::Impl {
     socket.connect(options.jobmanager);
     SendRegistration();
     bool registered = false;
-    int64_t start = NowMs();
+    int64_t start = SteadyMillis();
     int64_t last_heard = start;
     int64_t next_beat = start + 1000;
     zmq::pollitem_t items[2] = {{socket.handle(), 0, ZMQ_POLLIN, 0},
                                 {nullptr, wake_fd, ZMQ_POLLIN, 0}};
     while (!stop.load()) {
-      int64_t now = NowMs();
+      int64_t now = SteadyMillis();
       try {
         zmq::poll(items, 2, std::chrono::milliseconds(std::max<int64_t>(1, next_beat - now)));
       } catch (const zmq::error_t& e) {
@@ -582,7 +571,7 @@ struct TaskExecutor::Impl {
           Log("dropped control message: " + env.status().message());
           continue;
         }
-        last_heard = NowMs();
+        last_heard = SteadyMillis();
         switch (env->body_case()) {
           case proto::Envelope::kRegisterAck:
             if (!env->register_ack().accepted()) {
@@ -620,7 +609,7 @@ struct TaskExecutor::Impl {
                 std::to_string(static_cast<int>(env->body_case())));
         }
       }
-      now = NowMs();
+      now = SteadyMillis();
       if (!registered && now - start > options.registration_timeout_ms) {
         return Status::Unavailable("no answer from the control plane at " + options.jobmanager +
                                    " within " + std::to_string(options.registration_timeout_ms) +
