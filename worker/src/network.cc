@@ -519,8 +519,8 @@ Status NetworkService::AddInbound(InputGate* gate, std::vector<InboundChannel> c
   Impl* impl = impl_.get();
   Impl::InGate* raw = g.get();
   pool->SetRecycleListener([impl, raw] {
-    raw->recycled.fetch_add(1, std::memory_order_acq_rel);
-    impl->Wake();
+    // Only the first recycle since the I/O thread last collected needs to wake it.
+    if (raw->recycled.fetch_add(1, std::memory_order_acq_rel) == 0) impl->Wake();
   });
   g->pool = std::move(pool);
   for (auto& ch : channels) {
