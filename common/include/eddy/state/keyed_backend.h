@@ -5,12 +5,38 @@
 #include <string>
 #include <string_view>
 #include <unordered_map>
+#include <vector>
 
 #include "eddy/state/key_groups.h"
 #include "eddy/state/state.h"
 #include "eddy/status.h"
 
+namespace eddy::proto {
+class KeyedStateHandle;
+}
+namespace eddy::storage {
+class ObjectStore;
+}
+
 namespace eddy {
+
+/// Where one keyed-state snapshot goes. Keys are relative to `store`'s root: the job's checkpoint
+/// directory for checkpoints, the savepoint directory for savepoints.
+struct SnapshotTarget {
+  storage::ObjectStore* store = nullptr;
+  CheckpointId checkpoint_id{0};
+  /// Prefix of files private to this snapshot, e.g. "chk-7/op-uid-3-".
+  std::string exclusive_prefix;
+  /// Prefix of files shared by several checkpoints (incremental RocksDB), e.g.
+  /// "shared/op-uid-3/". Empty for savepoints.
+  std::string shared_prefix;
+  /// A savepoint: self-contained and in the canonical format (no shared files).
+  bool savepoint = false;
+};
+
+/// The slow half of a snapshot (upload), run on a background thread after the task went on. It
+/// must not touch the backend's live state, only what the synchronous half captured.
+using SnapshotUpload = std::move_only_function<Result<proto::KeyedStateHandle>()>;
 
 /// Source of processing time for TTL; injectable for tests.
 using Clock = std::function<Timestamp()>;
@@ -47,6 +73,21 @@ class KeyedStateBackend {
   virtual Status Restore(std::string_view snapshot) = 0;
   /// Number of (key, namespace) entries across all states (for tests and metrics).
   virtual size_t NumEntries() const = 0;
+
+  /// Synchronous half of a checkpoint or savepoint (task thread): cuts a consistent view of the
+  /// state and returns the upload that writes it to `target`. The default serializes the full
+  /// state in the canonical format now (Snapshot) and uploads it later, inline in the handle when
+  /// small.
+  virtual Result<SnapshotUpload> SnapshotAsync(const SnapshotTarget& target);
+  /// Restores from the handles of the old subtasks whose key groups overlap this backend's range
+  /// (any old parallelism; entries outside the range are dropped). `store` is rooted like the
+  /// target the handles were written to. The default reads CANONICAL handles.
+  virtual Status RestoreFromHandles(const std::vector<proto::KeyedStateHandle>& handles,
+                                    storage::ObjectStore& store);
+  /// Checkpoint `id` completed (every task acknowledged, metadata written) or was aborted; the
+  /// backend may now forget or reuse what it uploaded for it (incremental bookkeeping).
+  virtual void NotifyCheckpointComplete(CheckpointId id) { (void)id; }
+  virtual void NotifyCheckpointAborted(CheckpointId id) { (void)id; }
 
  protected:
   Kind kind_;
