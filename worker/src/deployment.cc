@@ -104,13 +104,16 @@ Result<std::vector<std::unique_ptr<Task>>> DeployTasks(const JobGraph& jg,
       pw.partitions.push_back(std::move(part));
     }
   }
+  TaskOptions task_options = o.task;
+  if (jg.stream_graph().state_backend)
+    task_options.state_backend = *jg.stream_graph().state_backend;
   std::vector<std::unique_ptr<Task>> tasks;
   for (const auto& v : jg.vertices()) {
     for (int s = 0; s < v.parallelism; ++s) {
       if (!local(v.id, s)) continue;
       tasks.push_back(std::make_unique<Task>(
           jg, v.id, s, std::move(wiring[static_cast<size_t>(v.id.value())][static_cast<size_t>(s)]),
-          o.task));
+          task_options));
     }
   }
   return tasks;

@@ -4,7 +4,7 @@
 #include <set>
 #include <thread>
 
-#include "eddy/state/heap_backend.h"
+#include "eddy/state/keyed_state.h"
 
 namespace eddy::worker {
 
@@ -136,8 +136,13 @@ Status Task::BuildChain() {
     ctx->operator_state = op_states_.back().get();
     if (operators_[i]->is_keyed()) {
       auto range = KeyGroupRangeForSubtask(vertex_.max_parallelism, vertex_.parallelism, subtask_);
-      backends_.push_back(
-          std::make_unique<HeapKeyedStateBackend>(vertex_.max_parallelism, range, options_.clock));
+      EDDY_ASSIGN_OR_RETURN(
+          auto backend,
+          MakeKeyedStateBackend(
+              options_.state_backend, vertex_.max_parallelism, range, options_.clock,
+              UniqueLocalStateDir(options_.local_state_dir, g.job_name + "-" + n.name)));
+      backend->set_error_sink(&failure_);
+      backends_.push_back(std::move(backend));
       ctx->keyed_backend = backends_.back().get();
     }
     operators_[i]->Setup(ctx, out);

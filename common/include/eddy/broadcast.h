@@ -10,7 +10,7 @@
 
 #include "eddy/functions.h"
 #include "eddy/state/broadcast_state.h"
-#include "eddy/state/heap_backend.h"
+#include "eddy/state/keyed_state.h"
 
 namespace eddy {
 
@@ -55,15 +55,15 @@ class BroadcastProcessFunction : public RichFunction {
 
 namespace broadcast_internal {
 template <class V>
-ValueState<V>* KeyedStateFor(HeapKeyedStateBackend* b, const ValueStateDescriptor<V>& d) {
+ValueState<V>* KeyedStateFor(KeyedStateBackend* b, const ValueStateDescriptor<V>& d) {
   return b->GetValueState(d);
 }
 template <class V>
-ListState<V>* KeyedStateFor(HeapKeyedStateBackend* b, const ListStateDescriptor<V>& d) {
+ListState<V>* KeyedStateFor(KeyedStateBackend* b, const ListStateDescriptor<V>& d) {
   return b->GetListState(d);
 }
 template <class MK, class MV>
-MapState<MK, MV>* KeyedStateFor(HeapKeyedStateBackend* b, const MapStateDescriptor<MK, MV>& d) {
+MapState<MK, MV>* KeyedStateFor(KeyedStateBackend* b, const MapStateDescriptor<MK, MV>& d) {
   return b->GetMapState(d);
 }
 }  // namespace broadcast_internal
@@ -83,7 +83,7 @@ class KeyedBroadcastProcessFunction : public RichFunction {
     /// state (Flink's applyToKeyedState).
     template <class D, class F>
     void ApplyToKeyedState(const D& descriptor, F&& f) {
-      HeapKeyedStateBackend* b = keyed_backend();
+      KeyedStateBackend* b = keyed_backend();
       if (!b) return;
       auto* state = broadcast_internal::KeyedStateFor(b, descriptor);
       b->ForEachKey(descriptor.name, Namespace::Void(), [&] {
@@ -96,7 +96,7 @@ class KeyedBroadcastProcessFunction : public RichFunction {
     }
 
    protected:
-    virtual HeapKeyedStateBackend* keyed_backend() = 0;
+    virtual KeyedStateBackend* keyed_backend() = 0;
   };
 
   class OnTimerContext : public ReadOnlyBroadcastContext {

@@ -6,7 +6,7 @@
 
 #include "eddy/aggregate_function.h"
 #include "eddy/operators/operator.h"
-#include "eddy/state/heap_backend.h"
+#include "eddy/state/keyed_state.h"
 
 namespace eddy {
 
@@ -78,9 +78,7 @@ class RuntimeContext {
   bool has_keyed_state() const { return ctx_->keyed_backend != nullptr; }
 
  private:
-  HeapKeyedStateBackend* Keyed() {
-    return static_cast<HeapKeyedStateBackend*>(ctx_->keyed_backend);
-  }
+  KeyedStateBackend* Keyed() { return ctx_->keyed_backend; }
   OperatorContext* ctx_;
 };
 

@@ -61,6 +61,8 @@ class ByteReader {
   bool failed() const { return failed_; }
   bool AtEnd() const { return p_ == end_; }
   size_t remaining() const { return static_cast<size_t>(end_ - p_); }
+  /// The next unread byte (the end once everything was read or reading failed).
+  const char* position() const { return p_; }
   uint8_t GetU8() {
     if (p_ >= end_) return Fail<uint8_t>();
     return static_cast<uint8_t>(*p_++);

@@ -242,10 +242,10 @@ class Compiler {
   Result<CompiledJob> Compile(const YAML::Node& root) {
     if (!root.IsMap())
       return Err(root, "", "a job spec is a mapping with name, sources, steps and sinks");
-    EDDY_RETURN_NOT_OK(CheckKeys(
-        root, "",
-        {"name", "parallelism", "maxParallelism", "time", "bufferTimeout", "chaining", "sources",
-         "steps", "sinks", "sql", "library", "restartStrategy", "latencyTrackingInterval"}));
+    EDDY_RETURN_NOT_OK(CheckKeys(root, "",
+                                 {"name", "parallelism", "maxParallelism", "time", "bufferTimeout",
+                                  "chaining", "sources", "steps", "sinks", "sql", "library",
+                                  "restartStrategy", "latencyTrackingInterval", "stateBackend"}));
     if (root["sql"] || root["library"]) {
       return Err(root["sql"] ? root["sql"] : root["library"], root["sql"] ? "sql" : "library",
                  "not supported yet by this version of Eddy (use sources/steps/sinks)");
@@ -288,6 +288,12 @@ class Compiler {
       EDDY_ASSIGN_OR_RETURN(Duration d,
                             Dur(root["latencyTrackingInterval"], "latencyTrackingInterval"));
       env_->graph().latency_tracking_interval = d;
+    }
+    if (root["stateBackend"]) {
+      EDDY_ASSIGN_OR_RETURN(std::string b, String(root["stateBackend"], "stateBackend", true));
+      auto kind = ParseStateBackendKind(b);
+      if (!kind) return Err(root["stateBackend"], "stateBackend", "must be heap or rocksdb");
+      env_->graph().state_backend = *kind;
     }
     if (root["chaining"]) {
       EDDY_ASSIGN_OR_RETURN(bool c, Bool(root["chaining"], "chaining"));

@@ -319,13 +319,13 @@ Status RowRollingAggregateOperator::Open() {
 }
 
 void RowRollingAggregateOperator::Process(const Row& r, Timestamp ts) {
-  RowAcc* acc = const_cast<RowAcc*>(state_->Get());
-  if (!acc) {
-    state_->Update(agg_.CreateAccumulator());
-    acc = &state_->GetOrCreate();
-  }
-  agg_.Add(r, *acc);
-  Row res = agg_.GetResult(*acc);
+  // GetOrCreate, not a cast of Get(): a mutation must go through the state (RocksDB writes the
+  // accumulator back).
+  const bool fresh = state_->Get() == nullptr;
+  RowAcc& acc = state_->GetOrCreate();
+  if (fresh) acc = agg_.CreateAccumulator();
+  agg_.Add(r, acc);
+  Row res = agg_.GetResult(acc);
   ByteReader kr(ctx_->keyed_backend->current_key());
   Serializer<Row>::Read(kr, key_);
   row_.Resize(key_.size() + res.size());

@@ -4,6 +4,7 @@
 #include "eddy/proto/checkpoint.pb.h"
 #include "eddy/state/keyed_backend.h"
 #include "eddy/storage/object_store.h"
+#include "state/snapshot_internal.h"
 
 namespace eddy {
 
@@ -13,27 +14,33 @@ namespace {
 constexpr size_t kInlineThreshold = 20 * 1024;
 }  // namespace
 
+Result<proto::KeyedStateHandle> UploadCanonicalSnapshot(const std::string& data,
+                                                        KeyGroupRange range,
+                                                        const SnapshotTarget& target) {
+  proto::KeyedStateHandle h;
+  h.set_format(proto::KeyedStateHandle::CANONICAL);
+  h.set_key_group_start(range.start);
+  h.set_key_group_end(range.end);
+  h.set_checkpointed_size(data.size());
+  h.set_full_size(data.size());
+  if (data.size() <= kInlineThreshold || target.store == nullptr) {
+    h.set_inline_data(data);
+    return h;
+  }
+  std::string key = target.exclusive_prefix + "keyed";
+  EDDY_RETURN_NOT_OK(target.store->Put(key, data));
+  auto* f = h.add_files();
+  f->set_key(key);
+  f->set_size(data.size());
+  return h;
+}
+
 Result<SnapshotUpload> KeyedStateBackend::SnapshotAsync(const SnapshotTarget& target) {
   auto data = std::make_shared<std::string>();
   EDDY_RETURN_NOT_OK(Snapshot(*data));
   KeyGroupRange range = range_;
   return SnapshotUpload([data, range, target]() -> Result<proto::KeyedStateHandle> {
-    proto::KeyedStateHandle h;
-    h.set_format(proto::KeyedStateHandle::CANONICAL);
-    h.set_key_group_start(range.start);
-    h.set_key_group_end(range.end);
-    h.set_checkpointed_size(data->size());
-    h.set_full_size(data->size());
-    if (data->size() <= kInlineThreshold || target.store == nullptr) {
-      h.set_inline_data(*data);
-      return h;
-    }
-    std::string key = target.exclusive_prefix + "keyed";
-    EDDY_RETURN_NOT_OK(target.store->Put(key, *data));
-    auto* f = h.add_files();
-    f->set_key(key);
-    f->set_size(data->size());
-    return h;
+    return UploadCanonicalSnapshot(*data, range, target);
   });
 }
 

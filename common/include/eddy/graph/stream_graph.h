@@ -3,12 +3,14 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "eddy/graph/partitioners.h"
 #include "eddy/operators/operator.h"
 #include "eddy/runtime/type_info.h"
+#include "eddy/state/backend_kind.h"
 
 namespace eddy {
 
@@ -71,6 +73,9 @@ class StreamGraph {
   /// Flink's latencyTrackingInterval: every source subtask emits a latency marker this often;
   /// 0 (the default, as in Flink) = no markers. Job spec `latencyTrackingInterval`.
   Duration latency_tracking_interval = Duration::Millis(0);
+  /// The keyed state backend the job asks for (job spec `stateBackend`); unset = the process's
+  /// default (worker::TaskOptions::state_backend, heap unless configured).
+  std::optional<StateBackendKind> state_backend;
 
   NodeId AddNode(StreamNode node);
   void AddEdge(StreamEdge edge);

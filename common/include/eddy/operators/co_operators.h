@@ -248,9 +248,7 @@ class KeyedBroadcastProcessOperator final : public TwoInputOperator<IN1, IN2, OU
     }
 
    protected:
-    HeapKeyedStateBackend* keyed_backend() override {
-      return static_cast<HeapKeyedStateBackend*>(this->backend_);
-    }
+    KeyedStateBackend* keyed_backend() override { return this->backend_; }
   };
   class TimerCtx final : public co_internal::BroadcastCtxCommon<typename Fn::OnTimerContext> {
    public:

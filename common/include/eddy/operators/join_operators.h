@@ -174,9 +174,10 @@ class IntervalJoinOperator final : public TwoInputOperator<L, R, OUT> {
     if (!Admit(ts, options_.left_late_tag, &v)) return;
     Buffer(left_, v, ts);
     // Right partners: ts + lower <= right.ts <= ts + upper.
-    Match(right_, ts, lower_, upper_, right_matches_);
-    for (const auto& [rts, rs] : right_matches_) {
-      for (const R& r : *rs) Emit(v, r, ts, Timestamp(rts));
+    size_t n = Match(right_, ts, lower_, upper_, right_matches_);
+    for (size_t i = 0; i < n; ++i) {
+      const auto& [rts, rs] = right_matches_[i];
+      for (const R& r : rs) Emit(v, r, ts, Timestamp(rts));
     }
     RegisterCleanup(kLeftSide, ts, upper_);
   }
@@ -184,9 +185,10 @@ class IntervalJoinOperator final : public TwoInputOperator<L, R, OUT> {
     if (!Admit(ts, options_.right_late_tag, &v)) return;
     Buffer(right_, v, ts);
     // Left partners: ts - upper <= left.ts <= ts - lower.
-    Match(left_, ts, -upper_, -lower_, left_matches_);
-    for (const auto& [lts, ls] : left_matches_) {
-      for (const L& l : *ls) Emit(l, v, Timestamp(lts), ts);
+    size_t n = Match(left_, ts, -upper_, -lower_, left_matches_);
+    for (size_t i = 0; i < n; ++i) {
+      const auto& [lts, ls] = left_matches_[i];
+      for (const L& l : ls) Emit(l, v, Timestamp(lts), ts);
     }
     RegisterCleanup(kRightSide, ts, -lower_);
   }
@@ -234,20 +236,25 @@ class IntervalJoinOperator final : public TwoInputOperator<L, R, OUT> {
       buffer->Put(ts.millis(), std::vector<T>{v});
     }
   }
-  /// Fills `matches` with the other side's buckets in [ts + lo, ts + hi], in timestamp order.
-  /// The pointers stay valid until that side's buffer changes.
+  /// Copies the other side's buckets in [ts + lo, ts + hi] into the first n entries of `matches`,
+  /// in timestamp order, and returns n. Copies, because a backend's ForEach may hand out values
+  /// that live only during the call (RocksDB); `matches` keeps its entries' capacity across calls.
   template <class T>
-  static void Match(MapState<int64_t, std::vector<T>>* other, Timestamp ts, int64_t lo, int64_t hi,
-                    std::vector<std::pair<int64_t, const std::vector<T>*>>& matches) {
-    matches.clear();
+  static size_t Match(MapState<int64_t, std::vector<T>>* other, Timestamp ts, int64_t lo,
+                      int64_t hi, std::vector<std::pair<int64_t, std::vector<T>>>& matches) {
+    size_t n = 0;
     Timestamp from = ts + Duration::Millis(lo);
     Timestamp to = ts + Duration::Millis(hi);
     other->ForEach([&](const int64_t& t, const std::vector<T>& vs) {
       if (Timestamp(t) < from || Timestamp(t) > to) return;
-      matches.emplace_back(t, &vs);
+      if (n == matches.size()) matches.emplace_back();
+      matches[n].first = t;
+      matches[n].second = vs;
+      ++n;
     });
-    std::sort(matches.begin(), matches.end(),
+    std::sort(matches.begin(), matches.begin() + static_cast<std::ptrdiff_t>(n),
               [](const auto& a, const auto& b) { return a.first < b.first; });
+    return n;
   }
   void Emit(const L& l, const R& r, Timestamp lts, Timestamp rts) {
     jctx_.left = lts;
@@ -270,8 +277,8 @@ class IntervalJoinOperator final : public TwoInputOperator<L, R, OUT> {
   TimestampedCollector<OUT> collector_;
   JoinContext jctx_;
   std::unique_ptr<RuntimeContext> rc_;
-  std::vector<std::pair<int64_t, const std::vector<L>*>> left_matches_;
-  std::vector<std::pair<int64_t, const std::vector<R>*>> right_matches_;
+  std::vector<std::pair<int64_t, std::vector<L>>> left_matches_;
+  std::vector<std::pair<int64_t, std::vector<R>>> right_matches_;
 };
 
 }  // namespace eddy

@@ -10,7 +10,7 @@
 
 #include "eddy/runtime/stream_io.h"
 #include "eddy/serialization.h"
-#include "eddy/state/heap_backend.h"
+#include "eddy/state/keyed_state.h"
 #include "eddy/state/timers.h"
 #include "eddy/status.h"
 
@@ -246,9 +246,8 @@ class OneInputOperator : public StreamOperatorBase, public Input<IN>, public Tim
     }
     return timers_.get();
   }
-  HeapKeyedStateBackend* Backend() {
-    return static_cast<HeapKeyedStateBackend*>(ctx_->keyed_backend);
-  }
+  /// The keyed state backend (keyed operators only); its typed getters work on every backend.
+  KeyedStateBackend* Backend() { return ctx_->keyed_backend; }
   Watermark current_watermark() const { return watermark_; }
 
   Output<OUT>* out_ = nullptr;
@@ -285,9 +284,8 @@ class TwoInputOperator : public StreamOperatorBase, public TimerTarget {
     }
     return timers_.get();
   }
-  HeapKeyedStateBackend* Backend() {
-    return static_cast<HeapKeyedStateBackend*>(ctx_->keyed_backend);
-  }
+  /// The keyed state backend (keyed operators only); its typed getters work on every backend.
+  KeyedStateBackend* Backend() { return ctx_->keyed_backend; }
   Watermark current_watermark() const { return combiner_.current(); }
 
   Output<OUT>* out_ = nullptr;

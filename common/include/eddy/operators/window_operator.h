@@ -58,7 +58,7 @@ template <class IN, class OUT>
 class WindowContents {
  public:
   virtual ~WindowContents() = default;
-  virtual void Open(HeapKeyedStateBackend* backend, RuntimeContext& rc) = 0;
+  virtual void Open(KeyedStateBackend* backend, RuntimeContext& rc) = 0;
   virtual void Close() {}
   virtual void SetNamespace(const Window& state_window) = 0;
   virtual void Add(const IN& v, Timestamp ts) = 0;
@@ -78,12 +78,11 @@ class AggregatingContents final : public WindowContents<IN, OUT> {
   AggregatingContents(std::shared_ptr<const AggregateFunction<IN, ACC, MID>> agg,
                       std::shared_ptr<ProcessWindowFunction<MID, OUT>> fn)
       : agg_(std::move(agg)), fn_(std::move(fn)) {}
-  void Open(HeapKeyedStateBackend* backend, RuntimeContext& rc) override {
+  void Open(KeyedStateBackend* backend, RuntimeContext& rc) override {
     AggregatingStateDescriptor<IN, ACC, MID> d;
     d.name = "window-contents";
     d.aggregate = agg_;
-    state_ =
-        static_cast<heap_internal::AggregatingImpl<IN, ACC, MID>*>(backend->GetAggregatingState(d));
+    state_ = backend->GetAggregatingState(d);
     if (fn_) (void)fn_->Open(rc);
   }
   void Close() override {
@@ -97,7 +96,7 @@ class AggregatingContents final : public WindowContents<IN, OUT> {
     std::optional<ACC> merged;
     for (const auto& w : sources) {
       state_->SetNamespace(w.ns());
-      if (ACC* a = state_->GetAccumulator()) {
+      if (const ACC* a = state_->GetAccumulator()) {
         if (!merged) {
           merged = *a;
         } else {
@@ -108,15 +107,17 @@ class AggregatingContents final : public WindowContents<IN, OUT> {
     }
     state_->SetNamespace(target.ns());
     if (merged) {
-      if (ACC* t = state_->GetAccumulator()) {
-        agg_->Merge(*t, *merged);
+      if (const ACC* t = state_->GetAccumulator()) {
+        ACC target_acc = *t;
+        agg_->Merge(target_acc, *merged);
+        state_->SetAccumulator(std::move(target_acc));
       } else {
         state_->SetAccumulator(std::move(*merged));
       }
     }
   }
   void Emit(WindowContext& ctx, Collector<OUT>& out) override {
-    ACC* acc = state_->GetAccumulator();
+    const ACC* acc = state_->GetAccumulator();
     if (!acc) return;
     if constexpr (std::is_same_v<MID, OUT>) {
       if (!fn_) {
@@ -133,7 +134,7 @@ class AggregatingContents final : public WindowContents<IN, OUT> {
  private:
   std::shared_ptr<const AggregateFunction<IN, ACC, MID>> agg_;
   std::shared_ptr<ProcessWindowFunction<MID, OUT>> fn_;
-  heap_internal::AggregatingImpl<IN, ACC, MID>* state_ = nullptr;
+  InternalAggregatingState<IN, ACC, MID>* state_ = nullptr;
   std::vector<MID> one_;
 };
 
@@ -144,7 +145,7 @@ class ListContents final : public WindowContents<IN, OUT> {
   ListContents(std::shared_ptr<ProcessWindowFunction<IN, OUT>> fn,
                std::shared_ptr<Evictor<IN>> evictor)
       : fn_(std::move(fn)), evictor_(std::move(evictor)) {}
-  void Open(HeapKeyedStateBackend* backend, RuntimeContext& rc) override {
+  void Open(KeyedStateBackend* backend, RuntimeContext& rc) override {
     state_ =
         backend->GetListState(ListStateDescriptor<TimestampedValue<IN>>{{"window-contents", {}}});
     (void)fn_->Open(rc);

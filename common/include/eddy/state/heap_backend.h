@@ -99,27 +99,16 @@ class HeapKeyedStateBackend final : public KeyedStateBackend {
   template <class V>
   ReducingState<V>* GetReducingState(const ReducingStateDescriptor<V>& d);
   template <class IN, class ACC, class OUT>
-  AggregatingState<IN, OUT>* GetAggregatingState(const AggregatingStateDescriptor<IN, ACC, OUT>& d);
+  InternalAggregatingState<IN, ACC, OUT>* GetAggregatingState(
+      const AggregatingStateDescriptor<IN, ACC, OUT>& d);
 
   Status Snapshot(std::string& out) override;
   Status Restore(std::string_view snapshot) override;
   size_t NumEntries() const override;
 
-  /// Calls f() once per key holding a value of state `name` in namespace `ns`, with that key
-  /// current (Flink's applyToAllKeys). Keys are collected first, so f may update or clear the
-  /// state. The current key is restored afterwards. No-op for an unregistered name.
-  template <class F>
-  void ForEachKey(const std::string& name, Namespace ns, F&& f) {
+  void CollectKeys(const std::string& name, Namespace ns, std::vector<std::string>& out) override {
     auto it = tables_.find(name);
-    if (it == tables_.end()) return;
-    std::vector<std::string> keys;
-    it->second->CollectKeys(ns, keys);
-    std::string saved = current_key_;
-    for (const auto& k : keys) {
-      SetCurrentKey(k);
-      f();
-    }
-    SetCurrentKey(saved);
+    if (it != tables_.end()) it->second->CollectKeys(ns, out);
   }
 
  private:
@@ -143,12 +132,7 @@ class HeapKeyedStateBackend final : public KeyedStateBackend {
 
   void ApplyRestore(const std::string& name, HeapStateTableBase& table, std::string_view section);
 
- public:
-  /// The first error met while applying restored state lazily (ok when none).
-  const Status& restore_error() const { return restore_error_; }
-
  private:
-  Status restore_error_;
   std::unordered_map<std::string, HeapStateTableBase*> tables_;
   std::vector<std::unique_ptr<StateBase>> handles_;
   std::vector<std::string> order_;
@@ -312,7 +296,13 @@ class HeapTable : public HeapStateTableBase {
 
 namespace heap_internal {
 
-enum : uint8_t { kValueTag = 1, kListTag = 2, kMapTag = 3, kReducingTag = 4, kAggregatingTag = 5 };
+enum : uint8_t {
+  kValueTag = static_cast<uint8_t>(StateKind::kValue),
+  kListTag = static_cast<uint8_t>(StateKind::kList),
+  kMapTag = static_cast<uint8_t>(StateKind::kMap),
+  kReducingTag = static_cast<uint8_t>(StateKind::kReducing),
+  kAggregatingTag = static_cast<uint8_t>(StateKind::kAggregating),
+};
 
 template <class V>
 class ValueImpl final : public ValueState<V>, public HeapTable<V, Serializer<V>> {
@@ -423,7 +413,7 @@ class ReducingImpl final : public ReducingState<V>, public HeapTable<V, Serializ
 };
 
 template <class IN, class ACC, class OUT>
-class AggregatingImpl final : public AggregatingState<IN, OUT>,
+class AggregatingImpl final : public InternalAggregatingState<IN, ACC, OUT>,
                               public HeapTable<ACC, Serializer<ACC>> {
  public:
   using Table = HeapTable<ACC, Serializer<ACC>>;
@@ -446,12 +436,11 @@ class AggregatingImpl final : public AggregatingState<IN, OUT>,
     }
     agg_->Add(v, e->value);
   }
-  /// The accumulator itself, for window merging.
-  ACC* GetAccumulator() {
+  const ACC* GetAccumulator() override {
     auto* e = this->Lookup(ns_);
     return e ? &e->value : nullptr;
   }
-  void SetAccumulator(ACC acc) { this->LookupOrCreate(ns_).value = std::move(acc); }
+  void SetAccumulator(ACC acc) override { this->LookupOrCreate(ns_).value = std::move(acc); }
 
  private:
   std::shared_ptr<const AggregateFunction<IN, ACC, OUT>> agg_;
@@ -485,7 +474,7 @@ ReducingState<V>* HeapKeyedStateBackend::GetReducingState(const ReducingStateDes
   return Register(d.name, std::make_unique<Impl>(*this, d));
 }
 template <class IN, class ACC, class OUT>
-AggregatingState<IN, OUT>* HeapKeyedStateBackend::GetAggregatingState(
+InternalAggregatingState<IN, ACC, OUT>* HeapKeyedStateBackend::GetAggregatingState(
     const AggregatingStateDescriptor<IN, ACC, OUT>& d) {
   using Impl = heap_internal::AggregatingImpl<IN, ACC, OUT>;
   if (auto* s = Find<Impl>(d.name)) return s;

@@ -7,6 +7,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "eddy/state/backend_kind.h"
 #include "eddy/state/key_groups.h"
 #include "eddy/state/state.h"
 #include "eddy/status.h"
@@ -43,10 +44,12 @@ using Clock = std::function<Timestamp()>;
 
 /// Keyed state of one operator subtask: the key-group range it owns, the current key, and the state
 /// handles by name. Lifecycle: created before the operator opens, restored from a snapshot if any,
-/// destroyed after it closes. Threading: the task thread only.
+/// destroyed after it closes. Threading: the task thread only (except the SnapshotUpload it
+/// returns). Implementations: HeapKeyedStateBackend (heap_backend.h) and RocksDBKeyedStateBackend
+/// (rocksdb_backend.h); operators stay backend-agnostic through the typed getters below.
 class KeyedStateBackend {
  public:
-  enum class Kind : uint8_t { kHeap, kRocksDB };
+  using Kind = StateBackendKind;
   KeyedStateBackend(Kind kind, int max_parallelism, KeyGroupRange range, Clock clock)
       : kind_(kind), max_parallelism_(max_parallelism), range_(range), clock_(std::move(clock)) {}
   virtual ~KeyedStateBackend() = default;
@@ -65,6 +68,42 @@ class KeyedStateBackend {
   uint32_t current_hash() const { return current_hash_; }
   KeyGroup current_key_group() const { return current_key_group_; }
   Timestamp Now() const { return clock_ ? clock_() : NowProcessingTime(); }
+
+  /// Typed state handles, one per name, owned by the backend and valid until it is destroyed.
+  /// They dispatch on kind() once (operators call them in Open, not per record); the handles'
+  /// accessors are virtual calls into the backend's implementation. Defined in
+  /// eddy/state/keyed_state.h: include that header to call them.
+  template <class V>
+  ValueState<V>* GetValueState(const ValueStateDescriptor<V>& d);
+  template <class V>
+  ListState<V>* GetListState(const ListStateDescriptor<V>& d);
+  template <class K, class V>
+  MapState<K, V>* GetMapState(const MapStateDescriptor<K, V>& d);
+  template <class V>
+  ReducingState<V>* GetReducingState(const ReducingStateDescriptor<V>& d);
+  template <class IN, class ACC, class OUT>
+  InternalAggregatingState<IN, ACC, OUT>* GetAggregatingState(
+      const AggregatingStateDescriptor<IN, ACC, OUT>& d);
+
+  /// Calls f() once per key holding a value of state `name` in namespace `ns`, with that key
+  /// current (Flink's applyToAllKeys). Keys are collected first, so f may update or clear the
+  /// state. The current key is restored afterwards. No-op for an unregistered name.
+  template <class F>
+  void ForEachKey(const std::string& name, Namespace ns, F&& f) {
+    std::vector<std::string> keys;
+    CollectKeys(name, ns, keys);
+    if (keys.empty()) return;
+    std::string saved = current_key_;
+    for (const auto& k : keys) {
+      SetCurrentKey(k);
+      f();
+    }
+    SetCurrentKey(saved);
+  }
+  /// Appends the serialized key of every entry of state `name` in namespace `ns` (all key groups
+  /// in range, each key once). Nothing for an unregistered name.
+  virtual void CollectKeys(const std::string& name, Namespace ns,
+                           std::vector<std::string>& out) = 0;
 
   /// Serializes every state of the key groups in range (full snapshot, canonical format).
   virtual Status Snapshot(std::string& out) = 0;
@@ -89,7 +128,22 @@ class KeyedStateBackend {
   virtual void NotifyCheckpointComplete(CheckpointId id) { (void)id; }
   virtual void NotifyCheckpointAborted(CheckpointId id) { (void)id; }
 
+  /// The first error met while applying restored state lazily (ok when none).
+  const Status& restore_error() const { return restore_error_; }
+  /// Where the backend reports an I/O error met during a state access (which cannot return a
+  /// Status): the task's failure slot (OperatorContext::task_failure), so the task fails after the
+  /// current record. nullptr (default) = only remembered in error().
+  void set_error_sink(Status* sink) { error_sink_ = sink; }
+  /// The first error reported by a state access (ok when none).
+  const Status& error() const { return error_; }
+
  protected:
+  /// Records `s` as error() (first one wins) and passes it to the error sink.
+  void ReportError(Status s) {
+    if (error_sink_ != nullptr && error_sink_->ok()) *error_sink_ = s;
+    if (error_.ok()) error_ = std::move(s);
+  }
+
   Kind kind_;
   int max_parallelism_;
   KeyGroupRange range_;
@@ -97,6 +151,9 @@ class KeyedStateBackend {
   std::string current_key_;
   uint32_t current_hash_ = 0;
   KeyGroup current_key_group_{0};
+  Status restore_error_;
+  Status error_;
+  Status* error_sink_ = nullptr;
 };
 
 }  // namespace eddy

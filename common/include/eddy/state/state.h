@@ -98,6 +98,29 @@ class AggregatingState : public StateBase {
   virtual void Add(const IN& v) = 0;
 };
 
+/// AggregatingState with access to the accumulator itself (window merging). Every backend's
+/// aggregating handle is one.
+template <class IN, class ACC, class OUT>
+class InternalAggregatingState : public AggregatingState<IN, OUT> {
+ public:
+  /// The accumulator of the current key and namespace, nullptr when absent. Valid until the next
+  /// state access.
+  virtual const ACC* GetAccumulator() = 0;
+  /// Replaces the accumulator (counts as a write).
+  virtual void SetAccumulator(ACC acc) = 0;
+};
+
+/// The kind of a keyed state as snapshots record it (the canonical format's tag; 0 = unknown, for
+/// state carried along from a restore without having been registered).
+enum class StateKind : uint8_t {
+  kUnknown = 0,
+  kValue = 1,
+  kList = 2,
+  kMap = 3,
+  kReducing = 4,
+  kAggregating = 5,
+};
+
 /// Names a state and its type; one handle per name and backend.
 struct StateDescriptorBase {
   std::string name;

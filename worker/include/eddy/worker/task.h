@@ -14,17 +14,24 @@
 #include "eddy/graph/stream_graph.h"
 #include "eddy/metrics/histogram.h"
 #include "eddy/operators/operator.h"
+#include "eddy/state/backend_kind.h"
 #include "eddy/state/timers.h"
 #include "eddy/worker/channels.h"
 
 namespace eddy::worker {
 
-/// Which state backend keyed operators use.
-enum class StateBackendKind : uint8_t { kHeap, kRocksDB };
+/// Which state backend keyed operators use (eddy/state/backend_kind.h).
+using StateBackendKind = eddy::StateBackendKind;
 
 /// Per-task settings derived from the job (Flink's TaskConfig).
 struct TaskOptions {
+  /// Backend of keyed operators (default heap). The job spec's `stateBackend`, when set, replaces
+  /// it (DeployTasks).
   StateBackendKind state_backend = StateBackendKind::kHeap;
+  /// Where RocksDB backends keep their working directories, one unique subdirectory per keyed
+  /// operator instance, removed when the task ends (Flink's state.backend.rocksdb.localdir).
+  /// Empty (default) = $TMPDIR/eddy-state, or /tmp/eddy-state without TMPDIR.
+  std::string local_state_dir;
   /// Bad records an input may skip before the task fails; <0 = unlimited (count and skip).
   int64_t max_bad_records = -1;
   /// Processing-time clock override for tests; nullptr = wall clock.
