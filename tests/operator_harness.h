@@ -7,6 +7,7 @@
 
 #include "eddy/operators/operator.h"
 #include "eddy/runtime/type_info.h"
+#include "tests/backend_test.h"
 
 namespace eddy::testing {
 
@@ -84,9 +85,12 @@ class OneInputHarness {
     ctx_.counters = &counters_;
     ctx_.operator_state = &op_state_;
     ctx_.max_parallelism = max_parallelism;
+    ctx_.task_failure = &failure_;
     if (op_->is_keyed()) {
-      backend_ = std::make_unique<HeapKeyedStateBackend>(
-          max_parallelism, KeyGroupRange{0, max_parallelism - 1}, [this] { return time_.Now(); });
+      // The backend of the running test (TestBackendKind: heap unless the suite is per backend).
+      backend_ = MakeTestBackend(max_parallelism, KeyGroupRange{0, max_parallelism - 1},
+                                 [this] { return time_.Now(); });
+      backend_->set_error_sink(&failure_);
       ctx_.keyed_backend = backend_.get();
     }
     op_->Setup(&ctx_, &out_);
@@ -97,7 +101,9 @@ class OneInputHarness {
   void AdvanceProcessingTime(int64_t t) { time_.Advance(Timestamp(t)); }
   CapturingOutput<OUT>& output() { return out_; }
   OperatorCounters& counters() { return counters_; }
-  HeapKeyedStateBackend* backend() { return backend_.get(); }
+  KeyedStateBackend* backend() { return backend_.get(); }
+  /// The first failure the operator (or its state backend) reported through OperatorContext::Fail.
+  const Status& failure() const { return failure_; }
   OneInputOperator<IN, OUT>& op() { return *op_; }
 
  private:
@@ -105,8 +111,9 @@ class OneInputHarness {
   OperatorContext ctx_;
   OperatorCounters counters_;
   OperatorStateStore op_state_;
+  Status failure_;
   ManualTimeService time_;
-  std::unique_ptr<HeapKeyedStateBackend> backend_;
+  std::unique_ptr<KeyedStateBackend> backend_;
   CapturingOutput<OUT> out_;
 };
 

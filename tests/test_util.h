@@ -7,6 +7,7 @@
 
 #include "eddy/control/local_executor.h"
 #include "eddy/datastream.h"
+#include "tests/backend_test.h"
 
 namespace eddy::testing {
 
@@ -42,8 +43,11 @@ std::shared_ptr<Collected<T>> CollectInto(DataStream<T> s) {
   return c;
 }
 
+/// Runs the job in this process with the keyed state backend of the running test.
 inline control::JobResult RunJob(StreamExecutionEnvironment& env) {
-  control::LocalExecutor ex;
+  control::LocalExecutorOptions options;
+  options.task.state_backend = TestBackendKind();
+  control::LocalExecutor ex(options);
   return ex.Execute(env.graph());
 }
 

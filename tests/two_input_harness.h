@@ -25,8 +25,9 @@ class TwoInputHarness {
     ctx_.max_parallelism = max_parallelism;
     ctx_.task_failure = &failure_;
     if (op_->is_keyed()) {
-      backend_ = std::make_unique<HeapKeyedStateBackend>(
-          max_parallelism, KeyGroupRange{0, max_parallelism - 1}, [this] { return time_.Now(); });
+      backend_ = MakeTestBackend(max_parallelism, KeyGroupRange{0, max_parallelism - 1},
+                                 [this] { return time_.Now(); });
+      backend_->set_error_sink(&failure_);
       ctx_.keyed_backend = backend_.get();
     }
     op_->Setup(&ctx_, &out_);
@@ -55,7 +56,7 @@ class TwoInputHarness {
 
   CapturingOutput<OUT>& output() { return out_; }
   OperatorCounters& counters() { return counters_; }
-  HeapKeyedStateBackend* backend() { return backend_.get(); }
+  KeyedStateBackend* backend() { return backend_.get(); }
   OperatorStateStore& operator_state() { return op_state_; }
   /// The first failure the operator reported through OperatorContext::Fail.
   const Status& failure() const { return failure_; }
@@ -71,7 +72,7 @@ class TwoInputHarness {
   OperatorStateStore op_state_;
   Status failure_;
   ManualTimeService time_;
-  std::unique_ptr<HeapKeyedStateBackend> backend_;
+  std::unique_ptr<KeyedStateBackend> backend_;
   CapturingOutput<OUT> out_;
 };
 

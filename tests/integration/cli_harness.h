@@ -55,6 +55,25 @@ inline RunResult RunEddy(const std::string& args) {
   return r;
 }
 
+/// A copy of examples/<name>.yaml with `top_level` (YAML lines) put in front, in a fresh temp
+/// folder next to a link to examples/data (paths in specs are relative to the spec's folder).
+/// Returns the copy's path; the folder is the path's parent.
+inline std::filesystem::path ExampleCopyWith(const std::string& name,
+                                             const std::string& top_level) {
+  namespace fs = std::filesystem;
+  static std::atomic<int> seq{0};
+  const fs::path examples = fs::path(EDDY_SOURCE_DIR_DEFAULT) / "examples";
+  fs::path dir = fs::temp_directory_path() / ("eddy-example-" + std::to_string(::getpid()) + "-" +
+                                              std::to_string(seq++) + "-" + name);
+  fs::remove_all(dir);
+  fs::create_directories(dir);
+  fs::create_directory_symlink(examples / "data", dir / "data");
+  std::ifstream in(examples / (name + ".yaml"));
+  std::string text(std::istreambuf_iterator<char>(in), {});
+  std::ofstream(dir / (name + ".yaml")) << top_level << text;
+  return dir / (name + ".yaml");
+}
+
 /// The golden examples: every examples/<name>.yaml with an examples/expected/<name>.jsonl, sorted.
 inline std::vector<std::string> GoldenExamples() {
   namespace fs = std::filesystem;

@@ -68,6 +68,16 @@ INSTANTIATE_TEST_SUITE_P(Examples, DistributedExampleTest,
                          ::testing::ValuesIn(eddy::testing::GoldenExamples()),
                          eddy::testing::ExampleParamName());
 
+// `stateBackend: rocksdb` reaches the workers (they compile the same spec text): every keyed
+// operator keeps its state in RocksDB in the worker processes, and the results do not change.
+TEST(DistributedStateBackendTest, RocksDBOnTheWorkersGivesTheSameResults) {
+  for (const char* name : {"sensor-window", "orders-join"}) {
+    fs::path job = eddy::testing::ExampleCopyWith(name, "stateBackend: rocksdb\n");
+    ExpectSameResults(job.string(), "");
+    fs::remove_all(job.parent_path());
+  }
+}
+
 /// Random readings with bounded disorder (up to 3 s late), 20 keys, over ~10 minutes.
 fs::path WriteRandomInput(const fs::path& dir, uint32_t seed, int n) {
   std::mt19937 rng(seed);

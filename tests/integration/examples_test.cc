@@ -50,6 +50,22 @@ TEST_P(ExampleTest, OutputMatchesExpectedAtEveryParallelism) {
   }
 }
 
+// The same golden output with keyed state in RocksDB (a copy of the spec with
+// `stateBackend: rocksdb`).
+TEST_P(ExampleTest, RocksDBStateBackendGivesTheSameOutput) {
+  fs::path job = eddy::testing::ExampleCopyWith(GetParam(), "stateBackend: rocksdb\n");
+  auto expected =
+      ReadLines(fs::path(SourceDir()) / "examples" / "expected" / (GetParam() + ".jsonl"));
+  std::sort(expected.begin(), expected.end());
+  for (int p : {1, 4}) {
+    auto r = RunEddy("run --quiet --parallelism " + std::to_string(p) + " " + job.string());
+    ASSERT_EQ(r.exit_code, 0) << "parallelism " << p << "\n" << r.log;
+    std::sort(r.lines.begin(), r.lines.end());
+    EXPECT_EQ(r.lines, expected) << GetParam() << " at parallelism " << p;
+  }
+  fs::remove_all(job.parent_path());
+}
+
 INSTANTIATE_TEST_SUITE_P(Examples, ExampleTest,
                          ::testing::ValuesIn(eddy::testing::GoldenExamples()),
                          eddy::testing::ExampleParamName());

@@ -27,6 +27,13 @@ def test_examples_conform(path):
 BASE = yaml.safe_load((ROOT / "examples" / "sensor-window.yaml").read_text())
 
 
+@pytest.mark.parametrize("backend", ["heap", "rocksdb"])
+def test_state_backends_are_accepted(backend):
+    doc = copy.deepcopy(BASE)
+    doc["stateBackend"] = backend
+    assert not list(VALIDATOR.iter_errors(doc))
+
+
 def mutated(fn):
     doc = copy.deepcopy(BASE)
     fn(doc)
@@ -46,6 +53,7 @@ def mutated(fn):
         ("unknown window", mutated(lambda d: d["steps"][0].update(window={"hopping": "1s"}))),
         ("dotted name", mutated(lambda d: d["steps"][0].update(name="a.b"))),
         ("parallelism zero", mutated(lambda d: d.update(parallelism=0))),
+        ("unknown state backend", mutated(lambda d: d.update(stateBackend="memory"))),
     ],
 )
 def test_invalid_documents_are_rejected(name, doc):

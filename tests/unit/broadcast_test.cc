@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "eddy/datastream.h"
+#include "tests/backend_test.h"
 #include "tests/test_util.h"
 #include "tests/two_input_harness.h"
 
@@ -28,6 +29,10 @@ EDDY_SERIALIZABLE(eddy::btest::Rule, color, threshold);
 
 namespace eddy {
 namespace {
+
+// Run once per keyed state backend (heap, RocksDB).
+EDDY_BACKEND_TEST_SUITE(KeyedBroadcastProcessOperatorTest);
+EDDY_BACKEND_TEST_SUITE(BroadcastJobTest);
 
 using btest::Item;
 using btest::Rule;
@@ -206,7 +211,7 @@ TEST(BroadcastProcessOperatorTest, CorruptSnapshotAndTypeMismatchFailTheTask) {
   EXPECT_NE(failure.message().find("'rules'"), std::string::npos) << failure.ToString();
 }
 
-TEST(KeyedBroadcastProcessOperatorTest, RuleBeforeAndAfterElements) {
+TEST_P(KeyedBroadcastProcessOperatorTest, RuleBeforeAndAfterElements) {
   TwoInputHarness<Item, Rule, std::string> h(KeyedOp());
   ASSERT_TRUE(h.Open().ok());
   ASSERT_TRUE(h.op().is_keyed());
@@ -229,7 +234,7 @@ TEST(KeyedBroadcastProcessOperatorTest, RuleBeforeAndAfterElements) {
   EXPECT_EQ(h.output().TakeRecords(), std::vector<std::string>{"k3:blue:100:alert"});
 }
 
-TEST(KeyedBroadcastProcessOperatorTest, TimersSeeBroadcastStateAndKey) {
+TEST_P(KeyedBroadcastProcessOperatorTest, TimersSeeBroadcastStateAndKey) {
   TwoInputHarness<Item, Rule, std::string> h(KeyedOp(Duration::Seconds(5)));
   ASSERT_TRUE(h.Open().ok());
   h.Element2({"red", 10}, 0);
@@ -266,7 +271,7 @@ std::vector<std::string> ExpectedVerdicts() {
   return e;
 }
 
-TEST(BroadcastJobTest, KeyedBroadcastRulesAtParallelism1And4) {
+TEST_P(BroadcastJobTest, KeyedBroadcastRulesAtParallelism1And4) {
   const auto expected = ExpectedVerdicts();
   for (int p : {1, 4}) {
     StreamExecutionEnvironment env;
@@ -320,7 +325,7 @@ class Enrich final : public BroadcastProcessFunction<Item, Rule, std::string> {
   std::vector<Item> waiting_;
 };
 
-TEST(BroadcastJobTest, NonKeyedBroadcastReachesEverySubtask) {
+TEST_P(BroadcastJobTest, NonKeyedBroadcastReachesEverySubtask) {
   const auto expected = ExpectedVerdicts();
   for (int p : {1, 4}) {
     StreamExecutionEnvironment env;

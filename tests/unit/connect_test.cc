@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "eddy/datastream.h"
+#include "tests/backend_test.h"
 #include "tests/test_util.h"
 #include "tests/two_input_harness.h"
 
@@ -28,6 +29,10 @@ EDDY_SERIALIZABLE(eddy::ctest::Payment, order_id, ts);
 
 namespace eddy {
 namespace {
+
+// Run once per keyed state backend (heap, RocksDB).
+EDDY_BACKEND_TEST_SUITE(CoProcessOperatorTest);
+EDDY_BACKEND_TEST_SUITE(ConnectJobTest);
 
 using ctest::Order;
 using ctest::Payment;
@@ -167,7 +172,7 @@ TEST(CoFlatMapOperatorTest, EmitsZeroOrMorePerElement) {
   EXPECT_EQ(h.output().events[3].ts, Timestamp(7));
 }
 
-TEST(CoProcessOperatorTest, KeyedStateAndTimersOnBothInputs) {
+TEST_P(CoProcessOperatorTest, KeyedStateAndTimersOnBothInputs) {
   TwoInputHarness<Order, Payment, std::string> h(MatchOperator());
   ASSERT_TRUE(h.Open().ok());
   ASSERT_TRUE(h.op().is_keyed());
@@ -187,7 +192,7 @@ TEST(CoProcessOperatorTest, KeyedStateAndTimersOnBothInputs) {
   EXPECT_EQ(h.backend()->NumEntries(), 0u);
 }
 
-TEST(CoProcessOperatorTest, NonKeyedHasNoTimerService) {
+TEST_P(CoProcessOperatorTest, NonKeyedHasNoTimerService) {
   class Probe final : public CoProcessFunction<int64_t, int64_t, std::string> {
    public:
     void ProcessElement1(const int64_t& v, ProcessContext& ctx,
@@ -211,7 +216,7 @@ TEST(CoProcessOperatorTest, NonKeyedHasNoTimerService) {
 
 // ---- end-to-end through the local executor ----
 
-TEST(ConnectJobTest, CoMapWithFunctionAndWithLambdas) {
+TEST_P(ConnectJobTest, CoMapWithFunctionAndWithLambdas) {
   for (int p : {1, 4}) {
     StreamExecutionEnvironment env;
     env.SetParallelism(p);
@@ -230,7 +235,7 @@ TEST(ConnectJobTest, CoMapWithFunctionAndWithLambdas) {
   }
 }
 
-TEST(ConnectJobTest, CoFlatMapWithFunctionAndWithLambdas) {
+TEST_P(ConnectJobTest, CoFlatMapWithFunctionAndWithLambdas) {
   for (int p : {1, 4}) {
     StreamExecutionEnvironment env;
     env.SetParallelism(p);
@@ -274,7 +279,7 @@ Shop MakeShop() {
   return s;
 }
 
-TEST(ConnectJobTest, KeyedCoProcessWithTimersAtParallelism1And4) {
+TEST_P(ConnectJobTest, KeyedCoProcessWithTimersAtParallelism1And4) {
   Shop shop = MakeShop();
   for (int p : {1, 4}) {
     for (bool keyed_connect : {false, true}) {
@@ -312,7 +317,7 @@ TEST(ConnectJobTest, KeyedCoProcessWithTimersAtParallelism1And4) {
   }
 }
 
-TEST(ConnectJobTest, KeyedCoProcessNodeIsOneTwoInputOperator) {
+TEST_P(ConnectJobTest, KeyedCoProcessNodeIsOneTwoInputOperator) {
   StreamExecutionEnvironment env;
   env.SetParallelism(2);
   auto a = env.FromCollection<Order>({});

@@ -524,6 +524,37 @@ sinks:
                     R"({"k": "k1", "v": 1})", R"({"k": "k1", "v": 4})", R"({"k": "k1", "v": 9})"}));
 }
 
+TEST(JobSpecRunTest, StateBackendRocksDBGivesTheSameResults) {
+  const std::string body = R"y(time: processing
+sources:
+  - name: g
+    generator: {count: 200, fields: {k: "'k' + (n % 7)", v: "n"}}
+    parallelism: 1
+steps:
+  - {name: s, from: g, keyBy: [k], rolling: {sum: v}}
+  - {name: a, from: g, keyBy: [k], aggregate: {c: "count()", total: "sum(v)", mx: "max(v)"}}
+sinks:
+  - {name: o, from: s, file: {path: rolling.jsonl}}
+  - {name: o2, from: a, file: {path: out.jsonl}}
+)y";
+  auto heap_dir = TestDir("heap");
+  auto heap = RunSpec("name: gen\nstateBackend: heap\n" + body, heap_dir, "out.jsonl", 2);
+  auto rocks_dir = TestDir("rocksdb");
+  auto rocks = RunSpec("name: gen\nstateBackend: rocksdb\n" + body, rocks_dir, "out.jsonl", 2);
+  EXPECT_EQ(heap.size(), 200u);
+  EXPECT_EQ(rocks, heap);
+  EXPECT_EQ(ReadLines(rocks_dir / "rolling.jsonl"), ReadLines(heap_dir / "rolling.jsonl"));
+
+  auto job = CompileJobSpec("name: gen\nstateBackend: rocksdb\n" + body, "job.yaml");
+  ASSERT_TRUE(job.ok()) << job.status().ToString();
+  EXPECT_EQ(job->env->graph().state_backend, StateBackendKind::kRocksDB);
+  job = CompileJobSpec("name: gen\n" + body, "job.yaml");
+  ASSERT_TRUE(job.ok());
+  EXPECT_FALSE(job->env->graph().state_backend.has_value()) << "unset: the process default";
+  std::string m = CompileError("name: gen\nstateBackend: memory\n" + body);
+  EXPECT_TRUE(Has(m, "job.yaml:2:15: stateBackend: must be heap or rocksdb")) << m;
+}
+
 TEST(JobSpecRunTest, RollingMinByMaxByKeepTheWholeRow) {
   auto dir = TestDir();
   WriteFile(dir / "in.csv", "a,1,5\na,2,9\na,3,1\na,4,9\n");

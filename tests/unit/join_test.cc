@@ -10,6 +10,7 @@
 
 #include "eddy/datastream.h"
 #include "eddy/spec/job_spec.h"
+#include "tests/backend_test.h"
 #include "tests/operator_harness.h"
 #include "tests/test_util.h"
 #include "tests/two_input_harness.h"
@@ -33,6 +34,13 @@ EDDY_SERIALIZABLE(eddy::jtest::Right, key, ts, tag);
 
 namespace eddy {
 namespace {
+
+// Run once per keyed state backend (heap, RocksDB).
+EDDY_BACKEND_TEST_SUITE(IntervalJoinOperatorTest);
+EDDY_BACKEND_TEST_SUITE(WindowJoinOperatorTest);
+EDDY_BACKEND_TEST_SUITE(IntervalJoinJobTest);
+EDDY_BACKEND_TEST_SUITE(WindowJoinJobTest);
+EDDY_BACKEND_TEST_SUITE(JoinSpecTest);
 
 using jtest::Left;
 using jtest::Right;
@@ -91,7 +99,7 @@ std::vector<std::string> JoinAroundTen(IntervalJoinOptions o) {
   return Sorted(h.output().Records());
 }
 
-TEST(IntervalJoinOperatorTest, InclusiveAndExclusiveBounds) {
+TEST_P(IntervalJoinOperatorTest, InclusiveAndExclusiveBounds) {
   EXPECT_EQ(JoinAroundTen(Bounds(-2, 2)),
             (std::vector<std::string>{"a|10|12@12", "a|10|8@10", "a|10|9@10"}));
   EXPECT_EQ(JoinAroundTen(Bounds(-2, 2, false, true)),
@@ -105,7 +113,7 @@ TEST(IntervalJoinOperatorTest, InclusiveAndExclusiveBounds) {
   EXPECT_EQ(JoinAroundTen(Bounds(0, 0)), std::vector<std::string>{});
 }
 
-TEST(IntervalJoinOperatorTest, JoinsInBothArrivalOrders) {
+TEST_P(IntervalJoinOperatorTest, JoinsInBothArrivalOrders) {
   TwoInputHarness<Left, Right, std::string> h(IntervalOp(Bounds(-5, 5)));
   ASSERT_TRUE(h.Open().ok());
   h.Element1({"a", 100, 1}, 100);
@@ -119,7 +127,7 @@ TEST(IntervalJoinOperatorTest, JoinsInBothArrivalOrders) {
   EXPECT_EQ(ev[1].ts, Timestamp(100));
 }
 
-TEST(IntervalJoinOperatorTest, WatermarkCleansUpBuffersAndLateElementsAreDropped) {
+TEST_P(IntervalJoinOperatorTest, WatermarkCleansUpBuffersAndLateElementsAreDropped) {
   auto o = Bounds(-2, 3);
   OutputTag<Right> late_right("late-right");
   o.right_late_tag = late_right.id();
@@ -150,7 +158,7 @@ TEST(IntervalJoinOperatorTest, WatermarkCleansUpBuffersAndLateElementsAreDropped
   EXPECT_TRUE(h.failure().ok());
 }
 
-TEST(IntervalJoinOperatorTest, NeedsTimestampsAndOrderedBounds) {
+TEST_P(IntervalJoinOperatorTest, NeedsTimestampsAndOrderedBounds) {
   TwoInputHarness<Left, Right, std::string> h(IntervalOp(Bounds(0, 1)));
   ASSERT_TRUE(h.Open().ok());
   h.Element1({"a", 1, 1}, Timestamp::None());
@@ -163,7 +171,7 @@ TEST(IntervalJoinOperatorTest, NeedsTimestampsAndOrderedBounds) {
   EXPECT_NE(st.message().find("lower bound"), std::string::npos) << st.ToString();
 }
 
-TEST(WindowJoinOperatorTest, TaggedUnionWindowPairsEachWindowsElements) {
+TEST_P(WindowJoinOperatorTest, TaggedUnionWindowPairsEachWindowsElements) {
   WindowSpec<Tagged, std::string> spec;
   spec.assigner = TumblingEventTimeWindows<Tagged>(Duration::Millis(10));
   spec.contents = [] {
@@ -299,7 +307,7 @@ std::vector<std::string> ReferenceSessionJoin(int64_t gap) {
   return e;
 }
 
-TEST(WindowJoinJobTest, TumblingSlidingAndSessionAtParallelism1And4) {
+TEST_P(WindowJoinJobTest, TumblingSlidingAndSessionAtParallelism1And4) {
   std::vector<TimeWindowKind> kinds = {
       {"tumbling", TumblingEventTimeWindows<Tagged>(Duration::Seconds(5)),
        [](int64_t t) {
@@ -358,7 +366,7 @@ class PairJoin final : public JoinFunction<Left, Right, std::string> {
   std::string Join(const Left& l, const Right& r) override { return Pair(l, r); }
 };
 
-TEST(WindowJoinJobTest, JoinFunctionAndCoGroup) {
+TEST_P(WindowJoinJobTest, JoinFunctionAndCoGroup) {
   for (int p : {1, 4}) {
     StreamExecutionEnvironment env;
     env.SetParallelism(p);
@@ -418,7 +426,7 @@ std::vector<std::string> ReferenceIntervalJoin(int64_t lower, int64_t upper, boo
   return e;
 }
 
-TEST(IntervalJoinJobTest, BoundsAtParallelism1And4) {
+TEST_P(IntervalJoinJobTest, BoundsAtParallelism1And4) {
   struct Case {
     int64_t lower, upper;
     bool lower_incl, upper_incl;
@@ -451,7 +459,7 @@ TEST(IntervalJoinJobTest, BoundsAtParallelism1And4) {
   }
 }
 
-TEST(IntervalJoinJobTest, MissingTimestampsFailTheJob) {
+TEST_P(IntervalJoinJobTest, MissingTimestampsFailTheJob) {
   StreamExecutionEnvironment env;
   auto left = env.FromCollection(Lefts()).KeyBy([](const Left& l) { return l.key; });
   auto right = env.FromCollection(Rights()).KeyBy([](const Right& r) { return r.key; });
@@ -517,8 +525,7 @@ Result<std::vector<std::string>> RunSpec(const SpecDir& d, std::string text, int
   text.replace(text.find("OUTPUT"), 6, out);
   auto job = CompileJobSpec(text, "job.yaml", opts);
   if (!job.ok()) return job.status();
-  control::LocalExecutor ex;
-  auto r = ex.Execute(job->env->graph());
+  auto r = RunJob(*job->env);
   if (!r.status.ok()) return r.status;
   std::ifstream in(d.dir / out);
   std::vector<std::string> lines;
@@ -529,7 +536,7 @@ Result<std::vector<std::string>> RunSpec(const SpecDir& d, std::string text, int
   return lines;
 }
 
-TEST(JoinSpecTest, WindowJoinRenamesClashingFields) {
+TEST_P(JoinSpecTest, WindowJoinRenamesClashingFields) {
   SpecDir d;
   const std::string step =
       "  - name: joined\n"
@@ -553,7 +560,7 @@ TEST(JoinSpecTest, WindowJoinRenamesClashingFields) {
   }
 }
 
-TEST(JoinSpecTest, IntervalJoinWithExclusiveBound) {
+TEST_P(JoinSpecTest, IntervalJoinWithExclusiveBound) {
   SpecDir d;
   const std::string step =
       "  - name: joined\n"
@@ -583,7 +590,7 @@ TEST(JoinSpecTest, IntervalJoinWithExclusiveBound) {
   EXPECT_EQ(lines->size(), 4u) << "o1, o2, o3, o4 (o9 has no order)";
 }
 
-TEST(JoinSpecTest, ErrorsNameTheFieldAndPosition) {
+TEST_P(JoinSpecTest, ErrorsNameTheFieldAndPosition) {
   SpecDir d;
   struct Case {
     std::string step, time, expect;
@@ -651,7 +658,7 @@ TEST(JoinSpecTest, ErrorsNameTheFieldAndPosition) {
   }
 }
 
-TEST(JoinSpecTest, EventTimeJoinNeedsTimestampsOnBothSides) {
+TEST_P(JoinSpecTest, EventTimeJoinNeedsTimestampsOnBothSides) {
   SpecDir d;
   std::string text = SpecWith(
       "  - name: joined\n    from: orders\n"
@@ -669,7 +676,7 @@ TEST(JoinSpecTest, EventTimeJoinNeedsTimestampsOnBothSides) {
       << job.status().ToString();
 }
 
-TEST(JoinSpecTest, ProcessingTimeWindowJoinRuns) {
+TEST_P(JoinSpecTest, ProcessingTimeWindowJoinRuns) {
   SpecDir d;
   const std::string step =
       "  - name: joined\n    from: orders\n"

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "eddy/spec/row_ops.h"
+#include "tests/backend_test.h"
 #include "tests/operator_harness.h"
 #include "tests/test_util.h"
 
@@ -31,6 +32,11 @@ EDDY_SERIALIZABLE(eddy::pf_test::Reading, id, ts, temp);
 
 namespace eddy {
 namespace {
+
+// Run once per keyed state backend (heap, RocksDB).
+EDDY_BACKEND_TEST_SUITE(KeyedProcessFunctionTest);
+EDDY_BACKEND_TEST_SUITE(RollingTest);
+EDDY_BACKEND_TEST_SUITE(RichFunctionTest);
 
 using pf_test::Ev;
 using pf_test::Reading;
@@ -79,7 +85,7 @@ std::unique_ptr<OneInputHarness<Ev, OUT>> Keyed(std::shared_ptr<ProcessFunction<
 // Keyed process functions through the harness
 // ---------------------------------------------------------------------------------------------
 
-TEST(KeyedProcessFunctionTest, EventTimersFirePerKeyWithTheirContext) {
+TEST_P(KeyedProcessFunctionTest, EventTimersFirePerKeyWithTheirContext) {
   auto h = Keyed<std::string>(std::make_shared<TimerFn>());
   h->Element({"a", 15}, 5);
   h->Element({"b", 17}, 7);
@@ -99,7 +105,7 @@ TEST(KeyedProcessFunctionTest, EventTimersFirePerKeyWithTheirContext) {
   EXPECT_EQ(ev.back().kind, testing::CapturingOutput<std::string>::Event::kWatermark);
 }
 
-TEST(KeyedProcessFunctionTest, DeletedTimersDoNotFireAndDeletionIsPerKey) {
+TEST_P(KeyedProcessFunctionTest, DeletedTimersDoNotFireAndDeletionIsPerKey) {
   auto h = Keyed<std::string>(std::make_shared<TimerFn>());
   h->Element({"a", 20}, 1);
   h->Element({"b", 20}, 1);
@@ -110,7 +116,7 @@ TEST(KeyedProcessFunctionTest, DeletedTimersDoNotFireAndDeletionIsPerKey) {
   EXPECT_EQ(h->output().TakeRecords(), Out{"event b@20 ts=20 wm=50"});
 }
 
-TEST(KeyedProcessFunctionTest, ProcessingTimersFireOnTheClockWithoutATimestamp) {
+TEST_P(KeyedProcessFunctionTest, ProcessingTimersFireOnTheClockWithoutATimestamp) {
   auto h = Keyed<std::string>(std::make_shared<TimerFn>());
   h->AdvanceProcessingTime(1000);
   h->Element({"p", 0}, 42);
@@ -145,7 +151,7 @@ class CountPerKey final : public KeyedProcessFunction<std::string, Ev, int64_t> 
   ValueState<int64_t>* count_ = nullptr;
 };
 
-TEST(KeyedProcessFunctionTest, KeyedStateAndSideOutputs) {
+TEST_P(KeyedProcessFunctionTest, KeyedStateAndSideOutputs) {
   OutputTag<std::string> odd("odd");
   auto h = Keyed<int64_t>(std::make_shared<CountPerKey>(odd));
   for (const char* k : {"a", "b", "a", "a", "b"}) h->Element({k, 0}, 1);
@@ -201,7 +207,7 @@ TEST(ProcessFunctionTest, SideOutputsThroughAJob) {
   }
 }
 
-TEST(KeyedProcessFunctionTest, DedupForgetsKeysAfterItsTtl) {
+TEST_P(KeyedProcessFunctionTest, DedupForgetsKeysAfterItsTtl) {
   auto op = std::make_unique<ProcessOperator<Row, Row>>(
       std::make_shared<DedupFunction>(Duration::Millis(100)));
   op->SetKeySelector(std::make_shared<RowKeySelector>(std::vector<int>{0}));
@@ -244,13 +250,13 @@ std::map<std::string, std::vector<std::pair<int64_t, double>>> Rolling(F f) {
 using Series = std::vector<std::pair<int64_t, double>>;
 using KS = KeyedStream<Reading, std::string>;
 
-TEST(RollingTest, SumKeepsTheFirstElementsOtherFields) {
+TEST_P(RollingTest, SumKeepsTheFirstElementsOtherFields) {
   auto r = Rolling([](const KS& k) { return k.Sum(&Reading::temp); });
   EXPECT_EQ(r["s1"], (Series{{1, 30}, {1, 65}, {1, 85}, {1, 120}}));
   EXPECT_EQ(r["s2"], (Series{{2, 10}, {2, 25}}));
 }
 
-TEST(RollingTest, MinAndMaxUpdateOnlyTheField) {
+TEST_P(RollingTest, MinAndMaxUpdateOnlyTheField) {
   auto mx = Rolling([](const KS& k) { return k.Max(&Reading::temp); });
   EXPECT_EQ(mx["s1"], (Series{{1, 30}, {1, 35}, {1, 35}, {1, 35}}));
   EXPECT_EQ(mx["s2"], (Series{{2, 10}, {2, 15}}));
@@ -259,7 +265,7 @@ TEST(RollingTest, MinAndMaxUpdateOnlyTheField) {
   EXPECT_EQ(mn["s2"], (Series{{2, 10}, {2, 10}}));
 }
 
-TEST(RollingTest, MinByAndMaxByReturnTheWholeElementFirstOnTies) {
+TEST_P(RollingTest, MinByAndMaxByReturnTheWholeElementFirstOnTies) {
   auto mx = Rolling([](const KS& k) { return k.MaxBy(&Reading::temp); });
   EXPECT_EQ(mx["s1"], (Series{{1, 30}, {3, 35}, {3, 35}, {3, 35}})) << "ts 6 ties with ts 3";
   EXPECT_EQ(mx["s2"], (Series{{2, 10}, {5, 15}}));
@@ -268,7 +274,7 @@ TEST(RollingTest, MinByAndMaxByReturnTheWholeElementFirstOnTies) {
   EXPECT_EQ(mn["s2"], (Series{{2, 10}, {2, 10}}));
 }
 
-TEST(RollingTest, ReduceEmitsTheRunningResultPerKey) {
+TEST_P(RollingTest, ReduceEmitsTheRunningResultPerKey) {
   auto r = Rolling([](const KS& k) {
     return k.Reduce([](const Reading& a, const Reading& b) {
       return Reading{a.id, b.ts, a.temp + b.temp};
@@ -278,7 +284,7 @@ TEST(RollingTest, ReduceEmitsTheRunningResultPerKey) {
   EXPECT_EQ(r["s2"], (Series{{2, 10}, {5, 25}}));
 }
 
-TEST(RollingTest, GroupedReduceOperatorKeepsOneValuePerKey) {
+TEST_P(RollingTest, GroupedReduceOperatorKeepsOneValuePerKey) {
   auto rf = std::make_shared<LambdaReduceFunction<Ev, std::function<Ev(const Ev&, const Ev&)>>>(
       [](const Ev& a, const Ev& b) {
         return Ev{a.key, a.v + b.v};
@@ -356,7 +362,7 @@ class RichSink final : public SinkFunction<int64_t> {
   bool finished_ = false;
 };
 
-TEST(RichFunctionTest, OpenAndCloseOncePerSubtaskWithTheRuntimeContext) {
+TEST_P(RichFunctionTest, OpenAndCloseOncePerSubtaskWithTheRuntimeContext) {
   auto map_l = std::make_shared<Lifecycle>();
   auto sink_l = std::make_shared<Lifecycle>();
   StreamExecutionEnvironment env;
@@ -392,7 +398,7 @@ class FailingOpen final : public FilterFunction<int64_t> {
   bool Filter(const int64_t&) override { return true; }
 };
 
-TEST(RichFunctionTest, AnOpenErrorFailsTheJobWithContext) {
+TEST_P(RichFunctionTest, AnOpenErrorFailsTheJobWithContext) {
   StreamExecutionEnvironment env;
   env.FromCollection<int64_t>({1, 2, 3})
       .Filter(std::shared_ptr<FilterFunction<int64_t>>(std::make_shared<FailingOpen>()), "Picky")
@@ -419,7 +425,7 @@ class Splitter final : public FlatMapFunction<std::string, std::string> {
   std::string prefix_;
 };
 
-TEST(RichFunctionTest, RichFlatMapPerSubtaskInstances) {
+TEST_P(RichFunctionTest, RichFlatMapPerSubtaskInstances) {
   StreamExecutionEnvironment env;
   auto out = testing::CollectInto(
       env.FromCollection<std::string>({"ab", "c"})

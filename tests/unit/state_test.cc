@@ -1,5 +1,7 @@
-// Keyed state (HeapKeyedStateBackend), TTL, snapshots and rescaling, key groups and the internal
-// timer service.
+// Keyed state on both backends (heap and RocksDB: the suites declared with
+// EDDY_BACKEND_TEST_SUITE run once per backend), TTL, snapshots and rescaling, key groups and the
+// internal timer service. RocksDB-only behaviour (native checkpoints, incremental uploads,
+// compaction-filter TTL): rocksdb_state_test.cc.
 
 #include <gtest/gtest.h>
 
@@ -11,6 +13,7 @@
 #include "eddy/state/heap_backend.h"
 #include "eddy/state/key_groups.h"
 #include "eddy/state/timers.h"
+#include "tests/backend_test.h"
 #include "tests/operator_harness.h"
 
 namespace eddy {
@@ -102,12 +105,18 @@ StateTtlConfig Ttl(int64_t ms,
 constexpr int kMaxPar = 128;
 const KeyGroupRange kAll{0, kMaxPar - 1};
 
+using testing::MakeTestBackend;
+EDDY_BACKEND_TEST_SUITE(KeyedStateTest);
+EDDY_BACKEND_TEST_SUITE(StateTtlTest);
+EDDY_BACKEND_TEST_SUITE(StateSnapshotTest);
+
 // ---------------------------------------------------------------------------------------------
 // State types per key and per namespace
 // ---------------------------------------------------------------------------------------------
 
-TEST(HeapStateTest, ValueStateIsScopedByKeyAndNamespace) {
-  HeapKeyedStateBackend b(kMaxPar, kAll);
+TEST_P(KeyedStateTest, ValueStateIsScopedByKeyAndNamespace) {
+  auto b_owner = MakeTestBackend(kMaxPar, kAll);
+  KeyedStateBackend& b = *b_owner;
   auto* s = b.GetValueState(ValueDesc());
   EXPECT_EQ(b.GetValueState(ValueDesc()), s) << "one handle per name";
   b.SetCurrentKey(Key("a"));
@@ -135,8 +144,9 @@ TEST(HeapStateTest, ValueStateIsScopedByKeyAndNamespace) {
   EXPECT_EQ(b.NumEntries(), 2u);
 }
 
-TEST(HeapStateTest, ListStateAddUpdateAndClear) {
-  HeapKeyedStateBackend b(kMaxPar, kAll);
+TEST_P(KeyedStateTest, ListStateAddUpdateAndClear) {
+  auto b_owner = MakeTestBackend(kMaxPar, kAll);
+  KeyedStateBackend& b = *b_owner;
   auto* s = b.GetListState(ListDesc());
   b.SetCurrentKey(Key("a"));
   EXPECT_EQ(s->Get(), nullptr);
@@ -163,8 +173,9 @@ TEST(HeapStateTest, ListStateAddUpdateAndClear) {
   EXPECT_EQ(s->Get(), nullptr);
 }
 
-TEST(HeapStateTest, MapStatePutGetRemoveIterate) {
-  HeapKeyedStateBackend b(kMaxPar, kAll);
+TEST_P(KeyedStateTest, MapStatePutGetRemoveIterate) {
+  auto b_owner = MakeTestBackend(kMaxPar, kAll);
+  KeyedStateBackend& b = *b_owner;
   auto* s = b.GetMapState(MapDesc());
   b.SetCurrentKey(Key("a"));
   EXPECT_TRUE(s->IsEmpty());
@@ -197,8 +208,9 @@ TEST(HeapStateTest, MapStatePutGetRemoveIterate) {
   EXPECT_EQ(b.NumEntries(), 1u) << "removing the last entry drops the (key, namespace)";
 }
 
-TEST(HeapStateTest, ReducingStateFoldsPerKeyAndNamespace) {
-  HeapKeyedStateBackend b(kMaxPar, kAll);
+TEST_P(KeyedStateTest, ReducingStateFoldsPerKeyAndNamespace) {
+  auto b_owner = MakeTestBackend(kMaxPar, kAll);
+  KeyedStateBackend& b = *b_owner;
   auto* s = b.GetReducingState(ReduceDesc());
   b.SetCurrentKey(Key("a"));
   EXPECT_EQ(s->Get(), nullptr);
@@ -221,8 +233,9 @@ TEST(HeapStateTest, ReducingStateFoldsPerKeyAndNamespace) {
   EXPECT_EQ(*s->Get(), 1) << "after Clear the first value starts a new fold";
 }
 
-TEST(HeapStateTest, AggregatingStateUsesTheAccumulator) {
-  HeapKeyedStateBackend b(kMaxPar, kAll);
+TEST_P(KeyedStateTest, AggregatingStateUsesTheAccumulator) {
+  auto b_owner = MakeTestBackend(kMaxPar, kAll);
+  KeyedStateBackend& b = *b_owner;
   auto* s = b.GetAggregatingState(AggDesc());
   b.SetCurrentKey(Key("a"));
   EXPECT_FALSE(s->Get().has_value());
@@ -244,8 +257,9 @@ TEST(HeapStateTest, AggregatingStateUsesTheAccumulator) {
   EXPECT_FALSE(s->Get().has_value());
 }
 
-TEST(HeapStateTest, DifferentStatesWithTheSameKeyAreIndependent) {
-  HeapKeyedStateBackend b(kMaxPar, kAll);
+TEST_P(KeyedStateTest, DifferentStatesWithTheSameKeyAreIndependent) {
+  auto b_owner = MakeTestBackend(kMaxPar, kAll);
+  KeyedStateBackend& b = *b_owner;
   auto* v1 = b.GetValueState(ValueStateDescriptor<int64_t>{{"one", {}}});
   auto* v2 = b.GetValueState(ValueStateDescriptor<int64_t>{{"two", {}}});
   ASSERT_NE(v1, v2);
@@ -261,9 +275,10 @@ TEST(HeapStateTest, DifferentStatesWithTheSameKeyAreIndependent) {
 // TTL
 // ---------------------------------------------------------------------------------------------
 
-TEST(StateTtlTest, OnCreateAndWriteExpiresRegardlessOfReads) {
+TEST_P(StateTtlTest, OnCreateAndWriteExpiresRegardlessOfReads) {
   FakeClock clock;
-  HeapKeyedStateBackend b(kMaxPar, kAll, clock.AsClock());
+  auto b_owner = MakeTestBackend(kMaxPar, kAll, clock.AsClock());
+  KeyedStateBackend& b = *b_owner;
   auto* s = b.GetValueState(ValueDesc(Ttl(100)));
   b.SetCurrentKey(Key("a"));
   s->Update(1);
@@ -283,9 +298,10 @@ TEST(StateTtlTest, OnCreateAndWriteExpiresRegardlessOfReads) {
   EXPECT_EQ(s->Get(), nullptr);
 }
 
-TEST(StateTtlTest, OnReadAndWriteExtendsOnEveryRead) {
+TEST_P(StateTtlTest, OnReadAndWriteExtendsOnEveryRead) {
   FakeClock clock;
-  HeapKeyedStateBackend b(kMaxPar, kAll, clock.AsClock());
+  auto b_owner = MakeTestBackend(kMaxPar, kAll, clock.AsClock());
+  KeyedStateBackend& b = *b_owner;
   auto* s = b.GetValueState(ValueDesc(Ttl(100, StateTtlConfig::UpdateType::kOnReadAndWrite)));
   b.SetCurrentKey(Key("a"));
   s->Update(1);
@@ -299,9 +315,10 @@ TEST(StateTtlTest, OnReadAndWriteExtendsOnEveryRead) {
   EXPECT_EQ(s->Get(), nullptr);
 }
 
-TEST(StateTtlTest, ReturnExpiredIfNotCleanedUpShowsStaleValues) {
+TEST_P(StateTtlTest, ReturnExpiredIfNotCleanedUpShowsStaleValues) {
   FakeClock clock;
-  HeapKeyedStateBackend b(kMaxPar, kAll, clock.AsClock());
+  auto b_owner = MakeTestBackend(kMaxPar, kAll, clock.AsClock());
+  KeyedStateBackend& b = *b_owner;
   auto* never = b.GetValueState(ValueStateDescriptor<int64_t>{{"never", Ttl(100)}});
   auto* stale = b.GetValueState(ValueStateDescriptor<int64_t>{
       {"stale", Ttl(100, StateTtlConfig::UpdateType::kOnCreateAndWrite,
@@ -314,14 +331,15 @@ TEST(StateTtlTest, ReturnExpiredIfNotCleanedUpShowsStaleValues) {
   EXPECT_EQ(stale->Value(), 2);
 }
 
-TEST(StateTtlTest, WritesAfterExpiryDoNotResurrectExpiredData) {
+TEST_P(StateTtlTest, WritesAfterExpiryDoNotResurrectExpiredData) {
   // Flink's TtlReduceFunction / TtlAggregateFunction: an expired accumulator is never folded into
   // a new write, whatever the visibility (visibility is about reads only).
   for (auto vis : {StateTtlConfig::Visibility::kNeverReturnExpired,
                    StateTtlConfig::Visibility::kReturnExpiredIfNotCleanedUp}) {
     SCOPED_TRACE(static_cast<int>(vis));
     FakeClock clock;
-    HeapKeyedStateBackend b(kMaxPar, kAll, clock.AsClock());
+    auto b_owner = MakeTestBackend(kMaxPar, kAll, clock.AsClock());
+    KeyedStateBackend& b = *b_owner;
     auto ttl = Ttl(100, StateTtlConfig::UpdateType::kOnCreateAndWrite, vis);
     auto* red = b.GetReducingState(ReduceDesc(ttl));
     auto* agg = b.GetAggregatingState(AggDesc(ttl));
@@ -341,7 +359,8 @@ TEST(StateTtlTest, WritesAfterExpiryDoNotResurrectExpiredData) {
   }
   // With NeverReturnExpired no state type sees expired data on a write.
   FakeClock clock;
-  HeapKeyedStateBackend b(kMaxPar, kAll, clock.AsClock());
+  auto b_owner = MakeTestBackend(kMaxPar, kAll, clock.AsClock());
+  KeyedStateBackend& b = *b_owner;
   auto ttl = Ttl(100);
   auto* list = b.GetListState(ListDesc(ttl));
   auto* map = b.GetMapState(MapDesc(ttl));
@@ -360,9 +379,10 @@ TEST(StateTtlTest, WritesAfterExpiryDoNotResurrectExpiredData) {
   EXPECT_EQ(val->Value(), 1);
 }
 
-TEST(StateTtlTest, TtlAppliesToEveryStateType) {
+TEST_P(StateTtlTest, TtlAppliesToEveryStateType) {
   FakeClock clock;
-  HeapKeyedStateBackend b(kMaxPar, kAll, clock.AsClock());
+  auto b_owner = MakeTestBackend(kMaxPar, kAll, clock.AsClock());
+  KeyedStateBackend& b = *b_owner;
   auto ttl = Ttl(10);
   auto* list = b.GetListState(ListDesc(ttl));
   auto* map = b.GetMapState(MapDesc(ttl));
@@ -387,11 +407,12 @@ TEST(StateTtlTest, TtlAppliesToEveryStateType) {
   EXPECT_EQ(b.NumEntries(), 0u);
 }
 
-TEST(StateTtlTest, FullSnapshotCleanupDropsExpiredEntries) {
+TEST_P(StateTtlTest, FullSnapshotCleanupDropsExpiredEntries) {
   for (bool cleanup : {true, false}) {
     SCOPED_TRACE(cleanup);
     FakeClock clock;
-    HeapKeyedStateBackend b(kMaxPar, kAll, clock.AsClock());
+    auto b_owner = MakeTestBackend(kMaxPar, kAll, clock.AsClock());
+    KeyedStateBackend& b = *b_owner;
     auto ttl = Ttl(100, StateTtlConfig::UpdateType::kOnCreateAndWrite,
                    StateTtlConfig::Visibility::kReturnExpiredIfNotCleanedUp);
     ttl.cleanup_full_snapshot = cleanup;
@@ -409,7 +430,8 @@ TEST(StateTtlTest, FullSnapshotCleanupDropsExpiredEntries) {
     ASSERT_TRUE(b.Snapshot(snap).ok());
     EXPECT_EQ(b.NumEntries(), 13u) << "a snapshot does not modify the live state";
 
-    HeapKeyedStateBackend r(kMaxPar, kAll, clock.AsClock());
+    auto r_owner = MakeTestBackend(kMaxPar, kAll, clock.AsClock());
+    KeyedStateBackend& r = *r_owner;
     ASSERT_TRUE(r.Restore(snap).ok());
     auto* rs = r.GetValueState(ValueDesc(ttl));
     EXPECT_EQ(r.NumEntries(), cleanup ? 3u : 13u);
@@ -424,16 +446,18 @@ TEST(StateTtlTest, FullSnapshotCleanupDropsExpiredEntries) {
   }
 }
 
-TEST(StateTtlTest, RestoredEntriesKeepTheirTimestamps) {
+TEST_P(StateTtlTest, RestoredEntriesKeepTheirTimestamps) {
   FakeClock clock;
-  HeapKeyedStateBackend b(kMaxPar, kAll, clock.AsClock());
+  auto b_owner = MakeTestBackend(kMaxPar, kAll, clock.AsClock());
+  KeyedStateBackend& b = *b_owner;
   auto* s = b.GetValueState(ValueDesc(Ttl(100)));
   b.SetCurrentKey(Key("a"));
   s->Update(1);
   clock.now = 50;
   std::string snap;
   ASSERT_TRUE(b.Snapshot(snap).ok());
-  HeapKeyedStateBackend r(kMaxPar, kAll, clock.AsClock());
+  auto r_owner = MakeTestBackend(kMaxPar, kAll, clock.AsClock());
+  KeyedStateBackend& r = *r_owner;
   ASSERT_TRUE(r.Restore(snap).ok());
   auto* rs = r.GetValueState(ValueDesc(Ttl(100)));
   r.SetCurrentKey(Key("a"));
@@ -443,11 +467,12 @@ TEST(StateTtlTest, RestoredEntriesKeepTheirTimestamps) {
   EXPECT_EQ(rs->Get(), nullptr) << "a restore does not restart the TTL";
 }
 
-TEST(StateTtlTest, IncrementalCleanupRemovesExpiredEntriesWithoutAccessToThem) {
+TEST(HeapStateTtlTest, IncrementalCleanupRemovesExpiredEntriesWithoutAccessToThem) {
   for (int budget : {0, 1000}) {
     SCOPED_TRACE(budget);
     FakeClock clock;
-    HeapKeyedStateBackend b(kMaxPar, kAll, clock.AsClock());
+    auto b_owner = MakeTestBackend(kMaxPar, kAll, clock.AsClock());
+    KeyedStateBackend& b = *b_owner;
     auto ttl = Ttl(100);
     ttl.cleanup_incremental = budget;
     auto* s = b.GetValueState(ValueDesc(ttl));
@@ -470,10 +495,11 @@ TEST(StateTtlTest, IncrementalCleanupRemovesExpiredEntriesWithoutAccessToThem) {
   }
 }
 
-TEST(StateTtlTest, IncrementalCleanupRespectsTheBudget) {
+TEST(HeapStateTtlTest, IncrementalCleanupRespectsTheBudget) {
   FakeClock clock;
   // One key group: every cleanup step looks at the same group.
-  HeapKeyedStateBackend b(1, KeyGroupRange{0, 0}, clock.AsClock());
+  auto b_owner = MakeTestBackend(1, KeyGroupRange{0, 0}, clock.AsClock());
+  KeyedStateBackend& b = *b_owner;
   auto ttl = Ttl(100);
   ttl.cleanup_incremental = 2;
   auto* s = b.GetValueState(ValueDesc(ttl));
@@ -501,7 +527,7 @@ struct AllStates {
   AggregatingState<int64_t, double>* aggregating;
 };
 
-AllStates Register(HeapKeyedStateBackend& b) {
+AllStates Register(KeyedStateBackend& b) {
   return {b.GetValueState(ValueDesc()), b.GetListState(ListDesc()), b.GetMapState(MapDesc()),
           b.GetReducingState(ReduceDesc()), b.GetAggregatingState(AggDesc())};
 }
@@ -515,7 +541,7 @@ void SetNs(AllStates& s, Namespace ns) {
 }
 
 /// Writes deterministic contents for key i into namespaces Void and {i, i+1}.
-void Fill(HeapKeyedStateBackend& b, AllStates& s, int i) {
+void Fill(KeyedStateBackend& b, AllStates& s, int i) {
   b.SetCurrentKey(Key(KeyName(i)));
   for (Namespace ns : {Namespace::Void(), Namespace{i, i + 1}}) {
     SetNs(s, ns);
@@ -532,7 +558,7 @@ void Fill(HeapKeyedStateBackend& b, AllStates& s, int i) {
 }
 
 /// Checks what Fill wrote for key i (the backend's range must contain the key).
-void Check(HeapKeyedStateBackend& b, AllStates& s, int i) {
+void Check(KeyedStateBackend& b, AllStates& s, int i) {
   b.SetCurrentKey(Key(KeyName(i)));
   for (Namespace ns : {Namespace::Void(), Namespace{i, i + 1}}) {
     SetNs(s, ns);
@@ -548,15 +574,16 @@ void Check(HeapKeyedStateBackend& b, AllStates& s, int i) {
   }
 }
 
-bool Absent(HeapKeyedStateBackend& b, AllStates& s, int i) {
+bool Absent(KeyedStateBackend& b, AllStates& s, int i) {
   b.SetCurrentKey(Key(KeyName(i)));
   SetNs(s, Namespace::Void());
   return s.value->Get() == nullptr && s.list->Get() == nullptr && s.map->IsEmpty() &&
          s.reducing->Get() == nullptr && !s.aggregating->Get().has_value();
 }
 
-TEST(StateSnapshotTest, RoundTripOfEveryStateType) {
-  HeapKeyedStateBackend b(kMaxPar, kAll);
+TEST_P(StateSnapshotTest, RoundTripOfEveryStateType) {
+  auto b_owner = MakeTestBackend(kMaxPar, kAll);
+  KeyedStateBackend& b = *b_owner;
   AllStates s = Register(b);
   for (int i = 0; i < 50; ++i) Fill(b, s, i);
   const size_t entries = b.NumEntries();
@@ -565,7 +592,8 @@ TEST(StateSnapshotTest, RoundTripOfEveryStateType) {
   ASSERT_TRUE(b.Snapshot(snap).ok());
 
   // Restore after the states are registered (eager) ...
-  HeapKeyedStateBackend eager(kMaxPar, kAll);
+  auto eager_owner = MakeTestBackend(kMaxPar, kAll);
+  KeyedStateBackend& eager = *eager_owner;
   AllStates es = Register(eager);
   ASSERT_TRUE(eager.Restore(snap).ok());
   EXPECT_EQ(eager.NumEntries(), entries);
@@ -573,7 +601,8 @@ TEST(StateSnapshotTest, RoundTripOfEveryStateType) {
   EXPECT_TRUE(Absent(eager, es, 50));
 
   // ... and before (lazy: applied when the operator asks for the state).
-  HeapKeyedStateBackend lazy(kMaxPar, kAll);
+  auto lazy_owner = MakeTestBackend(kMaxPar, kAll);
+  KeyedStateBackend& lazy = *lazy_owner;
   ASSERT_TRUE(lazy.Restore(snap).ok());
   EXPECT_EQ(lazy.NumEntries(), 0u);
   AllStates ls = Register(lazy);
@@ -584,21 +613,24 @@ TEST(StateSnapshotTest, RoundTripOfEveryStateType) {
   // A snapshot of the restored state equals the original content.
   std::string again;
   ASSERT_TRUE(lazy.Snapshot(again).ok());
-  HeapKeyedStateBackend third(kMaxPar, kAll);
+  auto third_owner = MakeTestBackend(kMaxPar, kAll);
+  KeyedStateBackend& third = *third_owner;
   ASSERT_TRUE(third.Restore(again).ok());
   AllStates ts = Register(third);
   EXPECT_EQ(third.NumEntries(), entries);
   for (int i = 0; i < 50; ++i) Check(third, ts, i);
 }
 
-TEST(StateSnapshotTest, StateNotRegisteredAfterRestoreIsCarriedIntoTheNextSnapshot) {
-  HeapKeyedStateBackend b(kMaxPar, kAll);
+TEST_P(StateSnapshotTest, StateNotRegisteredAfterRestoreIsCarriedIntoTheNextSnapshot) {
+  auto b_owner = MakeTestBackend(kMaxPar, kAll);
+  KeyedStateBackend& b = *b_owner;
   AllStates s = Register(b);
   for (int i = 0; i < 10; ++i) Fill(b, s, i);
   std::string snap;
   ASSERT_TRUE(b.Snapshot(snap).ok());
 
-  HeapKeyedStateBackend mid(kMaxPar, kAll);
+  auto mid_owner = MakeTestBackend(kMaxPar, kAll);
+  KeyedStateBackend& mid = *mid_owner;
   ASSERT_TRUE(mid.Restore(snap).ok());
   auto* v = mid.GetValueState(ValueDesc());  // only one of the five states is used
   mid.SetCurrentKey(Key(KeyName(3)));
@@ -606,7 +638,8 @@ TEST(StateSnapshotTest, StateNotRegisteredAfterRestoreIsCarriedIntoTheNextSnapsh
   std::string snap2;
   ASSERT_TRUE(mid.Snapshot(snap2).ok());
 
-  HeapKeyedStateBackend last(kMaxPar, kAll);
+  auto last_owner = MakeTestBackend(kMaxPar, kAll);
+  KeyedStateBackend& last = *last_owner;
   ASSERT_TRUE(last.Restore(snap2).ok());
   AllStates ls = Register(last);
   for (int i = 0; i < 10; ++i) {
@@ -620,9 +653,10 @@ TEST(StateSnapshotTest, StateNotRegisteredAfterRestoreIsCarriedIntoTheNextSnapsh
   EXPECT_EQ(ls.list->Get()->size(), 2u) << "the untouched list state survived two restores";
 }
 
-TEST(StateSnapshotTest, RescalingSplitsKeyGroupsSoEveryKeyLandsExactlyOnce) {
+TEST_P(StateSnapshotTest, RescalingSplitsKeyGroupsSoEveryKeyLandsExactlyOnce) {
   constexpr int kKeys = 400;
-  HeapKeyedStateBackend b(kMaxPar, kAll);
+  auto b_owner = MakeTestBackend(kMaxPar, kAll);
+  KeyedStateBackend& b = *b_owner;
   AllStates s = Register(b);
   for (int i = 0; i < kKeys; ++i) Fill(b, s, i);
   std::string snap;
@@ -630,12 +664,12 @@ TEST(StateSnapshotTest, RescalingSplitsKeyGroupsSoEveryKeyLandsExactlyOnce) {
 
   for (int par : {2, 3}) {
     SCOPED_TRACE(par);
-    std::vector<std::unique_ptr<HeapKeyedStateBackend>> backends;
+    std::vector<std::unique_ptr<KeyedStateBackend>> backends;
     std::vector<AllStates> states;
     size_t total = 0;
     for (int i = 0; i < par; ++i) {
       auto range = KeyGroupRangeForSubtask(kMaxPar, par, i);
-      backends.push_back(std::make_unique<HeapKeyedStateBackend>(kMaxPar, range));
+      backends.push_back(MakeTestBackend(kMaxPar, range));
       ASSERT_TRUE(backends.back()->Restore(snap).ok());
       states.push_back(Register(*backends.back()));
       total += backends.back()->NumEntries();
@@ -657,7 +691,8 @@ TEST(StateSnapshotTest, RescalingSplitsKeyGroupsSoEveryKeyLandsExactlyOnce) {
     // Scale back to one subtask from the `par` snapshots (several snapshots restored into one
     // backend, before and after registration).
     for (bool register_first : {false, true}) {
-      HeapKeyedStateBackend merged(kMaxPar, kAll);
+      auto merged_owner = MakeTestBackend(kMaxPar, kAll);
+      KeyedStateBackend& merged = *merged_owner;
       AllStates ms;
       if (register_first) ms = Register(merged);
       for (auto& sub : backends) {
@@ -672,12 +707,13 @@ TEST(StateSnapshotTest, RescalingSplitsKeyGroupsSoEveryKeyLandsExactlyOnce) {
   }
 }
 
-TEST(StateSnapshotTest, RescaleThreeToTwo) {
+TEST_P(StateSnapshotTest, RescaleThreeToTwo) {
   constexpr int kKeys = 300;
   std::vector<std::string> parts;
   size_t total = 0;
   for (int i = 0; i < 3; ++i) {
-    HeapKeyedStateBackend b(kMaxPar, KeyGroupRangeForSubtask(kMaxPar, 3, i));
+    auto b_owner = MakeTestBackend(kMaxPar, KeyGroupRangeForSubtask(kMaxPar, 3, i));
+    KeyedStateBackend& b = *b_owner;
     AllStates s = Register(b);
     for (int k = 0; k < kKeys; ++k) {
       if (b.range().Contains(GroupOf(KeyName(k), kMaxPar))) Fill(b, s, k);
@@ -689,7 +725,8 @@ TEST(StateSnapshotTest, RescaleThreeToTwo) {
   EXPECT_EQ(total, kKeys * 10u);
   size_t restored = 0;
   for (int i = 0; i < 2; ++i) {
-    HeapKeyedStateBackend b(kMaxPar, KeyGroupRangeForSubtask(kMaxPar, 2, i));
+    auto b_owner = MakeTestBackend(kMaxPar, KeyGroupRangeForSubtask(kMaxPar, 2, i));
+    KeyedStateBackend& b = *b_owner;
     for (const auto& p : parts) ASSERT_TRUE(b.Restore(p).ok());
     AllStates s = Register(b);
     restored += b.NumEntries();
@@ -700,25 +737,35 @@ TEST(StateSnapshotTest, RescaleThreeToTwo) {
   EXPECT_EQ(restored, total);
 }
 
-TEST(StateSnapshotTest, CorruptOrTruncatedSnapshotsFailCleanly) {
-  HeapKeyedStateBackend b(kMaxPar, kAll);
+TEST_P(StateSnapshotTest, CorruptOrTruncatedSnapshotsFailCleanly) {
+  auto b_owner = MakeTestBackend(kMaxPar, kAll);
+  KeyedStateBackend& b = *b_owner;
   AllStates s = Register(b);
   for (int i = 0; i < 5; ++i) Fill(b, s, i);
   std::string snap;
   ASSERT_TRUE(b.Snapshot(snap).ok());
 
   {
-    HeapKeyedStateBackend r(kMaxPar, kAll);
+    auto r_owner = MakeTestBackend(kMaxPar, kAll);
+    KeyedStateBackend& r = *r_owner;
     EXPECT_FALSE(r.Restore("").ok());
     Status st = r.Restore(std::string("\x07") + snap.substr(1));
     EXPECT_FALSE(st.ok());
     EXPECT_EQ(st.code(), StatusCode::kParseError);
     EXPECT_NE(st.message().find("version"), std::string::npos) << st.message();
   }
+  // Opening a RocksDB backend takes tens of milliseconds: it checks about 40 cuts and bytes
+  // spread over the snapshot plus the last 3, the heap backend every one.
+  const size_t stride =
+      backend_kind() == StateBackendKind::kHeap ? 1 : std::max<size_t>(1, snap.size() / 40);
+  auto next = [&](size_t i) {
+    return i + 3 >= snap.size() ? i + 1 : std::min(i + stride, snap.size() - 3);
+  };
   // Every strict prefix is detected as truncated, whether the states are registered or not.
-  for (size_t len = 0; len < snap.size(); ++len) {
+  for (size_t len = 0; len < snap.size(); len = next(len)) {
     for (bool register_first : {true, false}) {
-      HeapKeyedStateBackend r(kMaxPar, kAll);
+      auto r_owner = MakeTestBackend(kMaxPar, kAll);
+      KeyedStateBackend& r = *r_owner;
       if (register_first) Register(r);
       Status st = r.Restore(std::string_view(snap).substr(0, len));
       if (!register_first && st.ok()) {
@@ -730,10 +777,11 @@ TEST(StateSnapshotTest, CorruptOrTruncatedSnapshotsFailCleanly) {
   }
   // Flipped bytes: no crash; either an error or a restore that can still be read.
   int errors = 0;
-  for (size_t pos = 0; pos < snap.size(); ++pos) {
+  for (size_t pos = 0; pos < snap.size(); pos = next(pos)) {
     std::string bad = snap;
     bad[pos] = static_cast<char>(bad[pos] ^ 0x5a);
-    HeapKeyedStateBackend r(kMaxPar, kAll);
+    auto r_owner = MakeTestBackend(kMaxPar, kAll);
+    KeyedStateBackend& r = *r_owner;
     AllStates rs = Register(r);
     Status st = r.Restore(bad);
     if (!st.ok()) {
@@ -790,7 +838,8 @@ TEST(KeyGroupTest, KeyGroupsAreStableAndInRange) {
       EXPECT_LT(kg, mp);
     }
   }
-  HeapKeyedStateBackend b(kMaxPar, kAll);
+  auto b_owner = MakeTestBackend(kMaxPar, kAll);
+  KeyedStateBackend& b = *b_owner;
   b.SetCurrentKey("abc");
   EXPECT_EQ(b.current_hash(), 0xB3DD93FAu);
   EXPECT_EQ(b.current_key_group(), KeyGroupForKeyBytes("abc", kMaxPar));

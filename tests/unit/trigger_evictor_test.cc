@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "eddy/windowed_stream.h"
+#include "tests/backend_test.h"
 #include "tests/operator_harness.h"
 
 namespace eddy::trig_test {
@@ -22,6 +23,12 @@ EDDY_SERIALIZABLE(eddy::trig_test::Reading, key, ts, v);
 
 namespace eddy {
 namespace {
+
+// Run once per keyed state backend (heap, RocksDB).
+EDDY_BACKEND_TEST_SUITE(TriggerTest);
+EDDY_BACKEND_TEST_SUITE(EvictorTest);
+EDDY_BACKEND_TEST_SUITE(LatenessTest);
+EDDY_BACKEND_TEST_SUITE(SessionMergeTest);
 
 using testing::OneInputHarness;
 using trig_test::Reading;
@@ -158,7 +165,7 @@ TEST(WindowAssignerUnitTest, GlobalWindowAndWindowHelpers) {
 // Triggers
 // ---------------------------------------------------------------------------------------------
 
-TEST(TriggerTest, EventTimeTriggerFiresOnceWhenTheWatermarkReachesTheWindowEnd) {
+TEST_P(TriggerTest, EventTimeTriggerFiresOnceWhenTheWatermarkReachesTheWindowEnd) {
   auto h = Make({.assigner = TumblingEventTimeWindows<Reading>(Duration::Seconds(10)),
                  .trigger = T<EventTimeTrigger<Reading>>()});
   Add(*h, "a", 1000, 1);
@@ -183,7 +190,7 @@ TEST(TriggerTest, EventTimeTriggerFiresOnceWhenTheWatermarkReachesTheWindowEnd) 
   EXPECT_EQ(ev.back().kind, testing::CapturingOutput<std::string>::Event::kWatermark);
 }
 
-TEST(TriggerTest, ProcessingTimeTriggerOnEventTimeWindowsFiresOnTheClock) {
+TEST_P(TriggerTest, ProcessingTimeTriggerOnEventTimeWindowsFiresOnTheClock) {
   auto h = Make({.assigner = TumblingEventTimeWindows<Reading>(Duration::Seconds(10)),
                  .trigger = T<ProcessingTimeTrigger<Reading>>()});
   Add(*h, "a", 1000, 1);
@@ -198,7 +205,7 @@ TEST(TriggerTest, ProcessingTimeTriggerOnEventTimeWindowsFiresOnTheClock) {
   EXPECT_EQ(h->backend()->NumEntries(), 0u);
 }
 
-TEST(TriggerTest, CountTriggerFiresEveryNElementsWithoutPurging) {
+TEST_P(TriggerTest, CountTriggerFiresEveryNElementsWithoutPurging) {
   auto h = Make({.assigner = std::make_shared<GlobalWindows<Reading>>(),
                  .trigger = T<CountTrigger<Reading>>(int64_t{3})});
   for (int i = 1; i <= 7; ++i) Add(*h, "c", i, i);
@@ -211,7 +218,7 @@ TEST(TriggerTest, CountTriggerFiresEveryNElementsWithoutPurging) {
   EXPECT_TRUE(h->output().TakeRecords().empty()) << "global windows never fire on time";
 }
 
-TEST(TriggerTest, CountTriggerOnTimeWindowsCountsPerWindowAndIsCleanedUp) {
+TEST_P(TriggerTest, CountTriggerOnTimeWindowsCountsPerWindowAndIsCleanedUp) {
   auto h = Make({.assigner = TumblingEventTimeWindows<Reading>(Duration::Seconds(10)),
                  .trigger = T<CountTrigger<Reading>>(int64_t{2})});
   Add(*h, "a", 1000, 1);
@@ -226,7 +233,7 @@ TEST(TriggerTest, CountTriggerOnTimeWindowsCountsPerWindowAndIsCleanedUp) {
   EXPECT_EQ(h->backend()->NumEntries(), 0u) << "contents and trigger counts are cleaned up";
 }
 
-TEST(TriggerTest, PurgingTriggerDropsContentsAfterEachFiring) {
+TEST_P(TriggerTest, PurgingTriggerDropsContentsAfterEachFiring) {
   {
     auto h = Make({.assigner = std::make_shared<GlobalWindows<Reading>>(), .trigger = [] {
                      return std::make_unique<PurgingTrigger<Reading>>(
@@ -255,7 +262,7 @@ TEST(TriggerTest, PurgingTriggerDropsContentsAfterEachFiring) {
   }
 }
 
-TEST(TriggerTest, ContinuousEventTimeTriggerFiresEveryIntervalOfWatermarkProgress) {
+TEST_P(TriggerTest, ContinuousEventTimeTriggerFiresEveryIntervalOfWatermarkProgress) {
   auto h = Make({.assigner = TumblingEventTimeWindows<Reading>(Duration::Seconds(10)),
                  .trigger = T<ContinuousEventTimeTrigger<Reading>>(Duration::Seconds(2))});
   Add(*h, "e", 500, 1);
@@ -274,7 +281,7 @@ TEST(TriggerTest, ContinuousEventTimeTriggerFiresEveryIntervalOfWatermarkProgres
   EXPECT_EQ(h->backend()->NumEntries(), 0u);
 }
 
-TEST(TriggerTest, ContinuousProcessingTimeTriggerFiresPeriodicallyUntilTheWindowEnds) {
+TEST_P(TriggerTest, ContinuousProcessingTimeTriggerFiresPeriodicallyUntilTheWindowEnds) {
   auto h = Make({.assigner = TumblingProcessingTimeWindows<Reading>(Duration::Seconds(10)),
                  .trigger = T<ContinuousProcessingTimeTrigger<Reading>>(Duration::Seconds(3))});
   h->AdvanceProcessingTime(1000);
@@ -293,7 +300,7 @@ TEST(TriggerTest, ContinuousProcessingTimeTriggerFiresPeriodicallyUntilTheWindow
   EXPECT_EQ(h->output().TakeRecords(), Out{"q@20000:30000:3"});
 }
 
-TEST(TriggerTest, NeverTriggerNeverFiresButTimeWindowsAreStillCleanedUp) {
+TEST_P(TriggerTest, NeverTriggerNeverFiresButTimeWindowsAreStillCleanedUp) {
   {
     auto h = Make({.assigner = std::make_shared<GlobalWindows<Reading>>()});  // default: never
     for (int i = 0; i < 100; ++i) Add(*h, "n", i, i);
@@ -316,7 +323,7 @@ TEST(TriggerTest, NeverTriggerNeverFiresButTimeWindowsAreStillCleanedUp) {
 // Evictors
 // ---------------------------------------------------------------------------------------------
 
-TEST(EvictorTest, CountEvictorBeforeAndAfterTheFunction) {
+TEST_P(EvictorTest, CountEvictorBeforeAndAfterTheFunction) {
   auto run = [](bool after) {
     auto h = Make({.assigner = std::make_shared<GlobalWindows<Reading>>(),
                    .trigger = T<CountTrigger<Reading>>(int64_t{3}),
@@ -331,7 +338,7 @@ TEST(EvictorTest, CountEvictorBeforeAndAfterTheFunction) {
   EXPECT_EQ(CountEvictor<Reading>(2).name(), "CountEvictor(2)");
 }
 
-TEST(EvictorTest, TimeEvictorBeforeAndAfterTheFunction) {
+TEST_P(EvictorTest, TimeEvictorBeforeAndAfterTheFunction) {
   auto run = [](bool after) {
     auto h = Make({.assigner = std::make_shared<GlobalWindows<Reading>>(),
                    .trigger = T<CountTrigger<Reading>>(int64_t{3}),
@@ -347,7 +354,7 @@ TEST(EvictorTest, TimeEvictorBeforeAndAfterTheFunction) {
   EXPECT_EQ(run(true), (Out{"k@global:1,2,3", "k@global:3,4,5,6"}));
 }
 
-TEST(EvictorTest, DeltaEvictorKeepsElementsCloseToTheLastOne) {
+TEST_P(EvictorTest, DeltaEvictorKeepsElementsCloseToTheLastOne) {
   auto delta = [](const Reading& a, const Reading& b) {
     return std::abs(static_cast<double>(a.v - b.v));
   };
@@ -371,7 +378,7 @@ TEST(EvictorTest, DeltaEvictorKeepsElementsCloseToTheLastOne) {
 // Session merging, lateness, late output
 // ---------------------------------------------------------------------------------------------
 
-TEST(SessionMergeTest, CountTriggerCountsAreSummedWhenSessionsMerge) {
+TEST_P(SessionMergeTest, CountTriggerCountsAreSummedWhenSessionsMerge) {
   auto h = Make({.assigner = EventTimeSessionWindows<Reading>(Duration::Seconds(10)),
                  .trigger = T<CountTrigger<Reading>>(int64_t{3})});
   Add(*h, "s", 0, 1);      // [0, 10000): count 1
@@ -386,7 +393,7 @@ TEST(SessionMergeTest, CountTriggerCountsAreSummedWhenSessionsMerge) {
   EXPECT_EQ(h->output().TakeRecords(), Out{"s@0:30000:1,2,3,4,5,6"});
 }
 
-TEST(SessionMergeTest, MergedSessionCountIncludesElementsOfEveryMergedWindow) {
+TEST_P(SessionMergeTest, MergedSessionCountIncludesElementsOfEveryMergedWindow) {
   auto h = Make({.assigner = EventTimeSessionWindows<Reading>(Duration::Seconds(10)),
                  .trigger = T<CountTrigger<Reading>>(int64_t{4})});
   Add(*h, "s", 0, 1);
@@ -396,7 +403,7 @@ TEST(SessionMergeTest, MergedSessionCountIncludesElementsOfEveryMergedWindow) {
   EXPECT_EQ(h->output().TakeRecords(), Out{"s@0:25000:1,2,3,4"});
 }
 
-TEST(SessionMergeTest, EventTimeSessionsFireOnceAtTheMergedEnd) {
+TEST_P(SessionMergeTest, EventTimeSessionsFireOnceAtTheMergedEnd) {
   auto h = Make({.assigner = EventTimeSessionWindows<Reading>(Duration::Seconds(10))});
   Add(*h, "s", 0, 1);
   Add(*h, "s", 20000, 2);
@@ -411,7 +418,7 @@ TEST(SessionMergeTest, EventTimeSessionsFireOnceAtTheMergedEnd) {
   EXPECT_EQ(h->backend()->NumEntries(), 0u);
 }
 
-TEST(LatenessTest, SlidingWindowsRefireWithinTheAllowedLatenessThenDrop) {
+TEST_P(LatenessTest, SlidingWindowsRefireWithinTheAllowedLatenessThenDrop) {
   const int kLate = 91;
   auto h = Make(
       {.assigner = SlidingEventTimeWindows<Reading>(Duration::Seconds(10), Duration::Seconds(5)),
@@ -437,7 +444,7 @@ TEST(LatenessTest, SlidingWindowsRefireWithinTheAllowedLatenessThenDrop) {
   EXPECT_EQ(h->backend()->NumEntries(), 0u);
 }
 
-TEST(LatenessTest, LateElementsAreDroppedAndCountedWithoutASideOutput) {
+TEST_P(LatenessTest, LateElementsAreDroppedAndCountedWithoutASideOutput) {
   auto h = Make({.assigner = TumblingEventTimeWindows<Reading>(Duration::Seconds(10))});
   Add(*h, "x", 5000, 1);
   h->Watermark(9999);
@@ -449,7 +456,7 @@ TEST(LatenessTest, LateElementsAreDroppedAndCountedWithoutASideOutput) {
   EXPECT_TRUE(h->output().side.empty());
 }
 
-TEST(LatenessTest, LateSideOutputCarriesTheElementAndItsTimestamp) {
+TEST_P(LatenessTest, LateSideOutputCarriesTheElementAndItsTimestamp) {
   const int kTag = 17;
   auto h = Make(
       {.assigner = TumblingEventTimeWindows<Reading>(Duration::Seconds(10)), .late_tag = kTag});

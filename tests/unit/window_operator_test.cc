@@ -1,6 +1,7 @@
 #include <gtest/gtest.h>
 
 #include "eddy/windowed_stream.h"
+#include "tests/backend_test.h"
 #include "tests/operator_harness.h"
 
 namespace eddy::wtest {
@@ -15,6 +16,9 @@ EDDY_SERIALIZABLE(eddy::wtest::Ev, key, ts, v);
 
 namespace eddy {
 namespace {
+
+// Run once per keyed state backend (heap, RocksDB).
+EDDY_BACKEND_TEST_SUITE(WindowOperatorTest);
 
 using testing::OneInputHarness;
 using wtest::Ev;
@@ -61,7 +65,7 @@ WindowSpec<Ev, std::string> ListSpec(std::shared_ptr<const WindowAssigner<Ev>> a
 
 // The seed's walkthrough: 5 s tumbling windows, watermark = max ts - 3 s (- 1 ms, Flink's bound).
 // Window [0,5) fires exactly when the element at 8 s arrives and holds 1, 4, 2, 3; 4.1 s is late.
-TEST(WindowOperatorTest, SeedWalkthroughTumblingWithBoundedOutOfOrderness) {
+TEST_P(WindowOperatorTest, SeedWalkthroughTumblingWithBoundedOutOfOrderness) {
   for (bool late_output : {false, true}) {
     auto spec = ListSpec(TumblingEventTimeWindows<Ev>(Duration::Seconds(5)));
     if (late_output) spec.late_tag = 77;
@@ -91,7 +95,7 @@ TEST(WindowOperatorTest, SeedWalkthroughTumblingWithBoundedOutOfOrderness) {
   }
 }
 
-TEST(WindowOperatorTest, SlidingWindowsAssignEachElementToSizeOverSlideWindows) {
+TEST_P(WindowOperatorTest, SlidingWindowsAssignEachElementToSizeOverSlideWindows) {
   OneInputHarness<Ev, std::string> h(
       MakeOp(ListSpec(SlidingEventTimeWindows<Ev>(Duration::Seconds(10), Duration::Seconds(5)))));
   ASSERT_TRUE(h.Open().ok());
@@ -103,7 +107,7 @@ TEST(WindowOperatorTest, SlidingWindowsAssignEachElementToSizeOverSlideWindows) 
                                       "a@10000:20000:12000"}));
 }
 
-TEST(WindowOperatorTest, SessionWindowsMergeAndKeepContents) {
+TEST_P(WindowOperatorTest, SessionWindowsMergeAndKeepContents) {
   WindowSpec<Ev, int64_t> spec;
   spec.assigner = EventTimeSessionWindows<Ev>(Duration::Seconds(10));
   auto agg = std::make_shared<SumAgg>();
@@ -129,7 +133,7 @@ TEST(WindowOperatorTest, SessionWindowsMergeAndKeepContents) {
   EXPECT_EQ(h.backend()->NumEntries(), 0u) << "all window state is cleaned up";
 }
 
-TEST(WindowOperatorTest, AllowedLatenessRefiresAndThenDrops) {
+TEST_P(WindowOperatorTest, AllowedLatenessRefiresAndThenDrops) {
   auto spec = ListSpec(TumblingEventTimeWindows<Ev>(Duration::Seconds(5)));
   spec.allowed_lateness = Duration::Seconds(2);
   OneInputHarness<Ev, std::string> h(MakeOp(spec));
@@ -145,7 +149,7 @@ TEST(WindowOperatorTest, AllowedLatenessRefiresAndThenDrops) {
   EXPECT_EQ(h.counters().late_records_dropped, 1u);
 }
 
-TEST(WindowOperatorTest, CountTumblingAndSlidingWindows) {
+TEST_P(WindowOperatorTest, CountTumblingAndSlidingWindows) {
   {
     WindowSpec<Ev, std::string> s = ListSpec(std::make_shared<GlobalWindows<Ev>>());
     s.trigger = [] {
@@ -175,7 +179,7 @@ TEST(WindowOperatorTest, CountTumblingAndSlidingWindows) {
   }
 }
 
-TEST(WindowOperatorTest, TimeEvictorKeepsRecentElements) {
+TEST_P(WindowOperatorTest, TimeEvictorKeepsRecentElements) {
   WindowSpec<Ev, std::string> s;
   s.assigner = TumblingEventTimeWindows<Ev>(Duration::Seconds(10));
   s.contents = [] {
@@ -189,7 +193,7 @@ TEST(WindowOperatorTest, TimeEvictorKeepsRecentElements) {
   EXPECT_EQ(h.output().Records(), std::vector<std::string>{"t@0:10000:7000,9000"});
 }
 
-TEST(WindowOperatorTest, ProcessingTimeTumblingFiresOnClock) {
+TEST_P(WindowOperatorTest, ProcessingTimeTumblingFiresOnClock) {
   OneInputHarness<Ev, std::string> h(
       MakeOp(ListSpec(TumblingProcessingTimeWindows<Ev>(Duration::Seconds(5)))));
   ASSERT_TRUE(h.Open().ok());
@@ -203,7 +207,7 @@ TEST(WindowOperatorTest, ProcessingTimeTumblingFiresOnClock) {
   EXPECT_EQ(h.output().Records(), std::vector<std::string>{"p@0:5000:0,0"});
 }
 
-TEST(WindowOperatorTest, ContinuousEventTimeTriggerFiresEarly) {
+TEST_P(WindowOperatorTest, ContinuousEventTimeTriggerFiresEarly) {
   auto s = ListSpec(TumblingEventTimeWindows<Ev>(Duration::Seconds(10)));
   s.trigger = [] { return std::make_unique<ContinuousEventTimeTrigger<Ev>>(Duration::Seconds(2)); };
   OneInputHarness<Ev, std::string> h(MakeOp(s));

@@ -6,7 +6,8 @@
 //   - an SST file that was part of the last checkpoint confirmed complete
 //   (NotifyCheckpointComplete)
 //     is referenced again under the key it was uploaded to then (shared = true, not uploaded);
-//   - any other SST file is uploaded to `shared_prefix + <instance id>-<file name>` (shared);
+//   - any other SST file is uploaded to `shared_prefix + <instance id>-<checkpoint id>-<file name>`
+//     (shared; a fresh key per upload, so a file of an aborted checkpoint is never overwritten);
 //   - every other file (MANIFEST, CURRENT, OPTIONS, ...) goes to `exclusive_prefix + <file name>`.
 // A handle therefore references: its exclusive files, its own new SSTs, and SSTs uploaded by
 // earlier checkpoints of this backend instance (or of the checkpoint it was restored from) — all
@@ -203,8 +204,11 @@ Result<SnapshotUpload> RocksDBKeyedStateBackend::SnapshotAsync(const SnapshotTar
       if (reuse != base.end() && reuse->second.size() == size) {
         f.set_key(reuse->second.key());
       } else {
-        f.set_key((shared ? target.shared_prefix + instance + "-" : target.exclusive_prefix) +
-                  name);
+        // A new key for every upload, also of a file uploaded before by a checkpoint that was
+        // aborted: the coordinator may be deleting that one.
+        f.set_key(shared ? target.shared_prefix + instance + "-" +
+                               std::to_string(target.checkpoint_id.value()) + "-" + name
+                         : target.exclusive_prefix + name);
         Status s = target.store->PutFile(f.key(), (fs::path(local->path()) / name).string());
         if (!s.ok()) return s.WithContext("uploading RocksDB checkpoint file " + name);
         sent += size;
@@ -278,6 +282,7 @@ Status RocksDBKeyedStateBackend::RestoreBase(const proto::KeyedStateHandle& h,
   Impl& im = *impl_;
   im.tables.clear();
   im.order.clear();
+  im.get_buffer.Reset();
   im.db.Close();
   std::error_code ec;
   fs::remove_all(im.db_dir, ec);
