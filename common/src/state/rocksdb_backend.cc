@@ -15,6 +15,7 @@
 #include <algorithm>
 #include <filesystem>
 #include <random>
+#include <utility>
 
 #include "state/rocksdb_internal.h"
 
@@ -282,9 +283,11 @@ class NoSyncFileSystem final : public rocksdb::FileSystemWrapper {
 
 /// The Env of every backend: the default one's threads and files, without syncs.
 rocksdb::Env* StateEnv() {
-  static std::unique_ptr<rocksdb::Env> env =
-      rocksdb::NewCompositeEnv(std::make_shared<NoSyncFileSystem>(rocksdb::FileSystem::Default()));
-  return env.get();
+  // Never destroyed: a database still open at exit must not outlive its Env.
+  static rocksdb::Env* env =
+      rocksdb::NewCompositeEnv(std::make_shared<NoSyncFileSystem>(rocksdb::FileSystem::Default()))
+          .release();
+  return env;
 }
 
 /// One block cache per size for the whole process (Flink shares its managed memory per slot).
@@ -333,6 +336,14 @@ rocksdb::ColumnFamilyOptions StateCfOptions(const RocksDBStateOptions& o,
   cf.target_file_size_base = o.target_file_size_bytes;
   cf.compression = Compression(o);
   cf.merge_operator = std::make_shared<ListAppendOperator>();
+  // Most point lookups of a new (key, window) miss the memtable: a bloom filter over whole keys
+  // answers those without walking the skip list.
+  cf.memtable_whole_key_filtering = true;
+  cf.memtable_prefix_bloom_size_ratio = 0.05;
+  // A value rewritten while still in the memtable (an accumulator updated per record) replaces
+  // the old one instead of adding a version. Safe here: one thread writes, and nothing iterates
+  // concurrently with writes (scans run on the task thread, snapshots read flushed files).
+  cf.inplace_update_support = true;
   if (filter) {
     cf.compaction_filter_factory =
         std::make_shared<TtlFilterFactory>(std::move(filter), std::move(clock));
@@ -360,6 +371,9 @@ rocksdb::DBOptions DbOptions(const RocksDBStateOptions& o) {
   db.create_if_missing = true;
   db.create_missing_column_families = true;
   db.max_background_jobs = std::max(1, o.max_background_jobs);
+  // One writer (the task thread): the single-threaded skip-list insert is cheaper.
+  db.allow_concurrent_memtable_write = false;
+  db.enable_write_thread_adaptive_yield = false;
   // State is recovered from checkpoints, never from the write-ahead log (writes skip it), and
   // the directory is deleted when the backend closes: nothing to flush on close.
   db.avoid_flush_during_shutdown = true;
@@ -378,6 +392,19 @@ Status FromRocks(const rocksdb::Status& s, std::string_view context) {
   }
   if (s.IsInvalidArgument()) return Status::InvalidArgument(std::move(msg));
   return Status::Internal(std::move(msg));
+}
+
+OpenDb& OpenDb::operator=(OpenDb&& o) noexcept {
+  if (this == &o) return *this;
+  Close();
+  db = std::move(o.db);
+  meta = std::exchange(o.meta, nullptr);
+  states = std::move(o.states);
+  filters = std::move(o.filters);
+  handles = std::move(o.handles);
+  o.states.clear();
+  o.handles.clear();
+  return *this;
 }
 
 OpenDb::~OpenDb() {
@@ -444,7 +471,6 @@ namespace fs = std::filesystem;
 Status RocksDBKeyedStateBackend::Impl::AdoptDatabase(rocksdb_internal::OpenDb opened) {
   db = std::move(opened);
   tables.clear();
-  order.clear();
   for (auto& [name, cf] : db.states) {
     auto t = std::make_unique<Table>();
     t->name = name;
@@ -682,7 +708,6 @@ HandleBase* RocksDBKeyedStateBackend::RegisterHandle(const std::string& name, St
   if (!s.ok()) ReportError(rocksdb_internal::FromRocks(s, "keyed state '" + name + "'"));
   h->table_ = t;
   t->handle = std::move(h);
-  im.order.push_back(t);
   ApplyPending(*t);
   return raw;
 }

@@ -100,7 +100,8 @@ struct OpenDb {
   std::vector<rocksdb::ColumnFamilyHandle*> handles;  // all, for closing
   OpenDb() = default;
   OpenDb(OpenDb&&) = default;
-  OpenDb& operator=(OpenDb&&) = default;
+  /// Closes this database before taking `o`'s.
+  OpenDb& operator=(OpenDb&& o) noexcept;
   ~OpenDb();
   void Close();
 };
@@ -151,9 +152,8 @@ struct RocksDBKeyedStateBackend::Impl {
   RocksDBStateOptions options;
   std::shared_ptr<rocksdb_internal::TtlClock> ttl_clock;
   rocksdb_internal::OpenDb db;
-  /// Tables by state name and in registration order.
+  /// Tables (registered or restored states) by state name.
   std::map<std::string, std::unique_ptr<rocksdb_internal::Table>> tables;
-  std::vector<rocksdb_internal::Table*> order;
   rocksdb::WriteOptions write_options;
   rocksdb::ReadOptions read_options;
   rocksdb::PinnableSlice get_buffer;

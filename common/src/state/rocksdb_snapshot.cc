@@ -281,7 +281,6 @@ Status RocksDBKeyedStateBackend::RestoreBase(const proto::KeyedStateHandle& h,
                                              storage::ObjectStore& store) {
   Impl& im = *impl_;
   im.tables.clear();
-  im.order.clear();
   im.get_buffer.Reset();
   im.db.Close();
   std::error_code ec;

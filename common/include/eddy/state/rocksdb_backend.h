@@ -189,8 +189,24 @@ class RocksDBKeyedStateBackend final : public KeyedStateBackend {
   /// and converted when the operator registers the state (their value types are unknown before).
   Status Restore(std::string_view snapshot) override;
   size_t NumEntries() const override;
-  /// Checkpoints: native and incremental; savepoints: canonical. See rocksdb_snapshot.cc.
+  /// Checkpoint (target.savepoint false; target.store required): flushes and hard-links a RocksDB
+  /// checkpoint locally, then the upload writes a ROCKSDB_NATIVE handle that references
+  ///   - SST files of the last checkpoint confirmed by NotifyCheckpointComplete (or of the restored
+  ///     checkpoint), under the keys they were uploaded to then (shared, not uploaded again),
+  ///   - new SST files at `shared_prefix + <instance id>-<checkpoint id>-<file>` (shared; with an
+  ///     empty shared_prefix every file is exclusive and the checkpoint is full),
+  ///   - MANIFEST, CURRENT, OPTIONS at `exclusive_prefix + <file>` (not shared).
+  /// Deleting shared files no retained checkpoint refers to is the coordinator's job.
+  /// Savepoint: the same local checkpoint converted to the canonical format on the upload thread.
+  /// Details: rocksdb_snapshot.cc.
   Result<SnapshotUpload> SnapshotAsync(const SnapshotTarget& target) override;
+  /// Native handles: one whose key groups contain this range becomes the database (downloaded
+  /// into the working directory; other key groups deleted by range) when nothing is registered
+  /// yet; the key groups in range of every other one are copied in from a temporary download.
+  /// Canonical handles: as Restore(). A missing file is NotFound, a file of the wrong size or
+  /// one RocksDB cannot read (checksums verified, see RocksDBStateOptions) a ParseError naming
+  /// the object. After an error the backend is still usable (it may hold part of the restored
+  /// state; the task fails anyway).
   Status RestoreFromHandles(const std::vector<proto::KeyedStateHandle>& handles,
                             storage::ObjectStore& store) override;
   void NotifyCheckpointComplete(CheckpointId id) override;
