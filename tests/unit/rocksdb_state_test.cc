@@ -6,17 +6,22 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <mutex>
 #include <set>
 #include <string>
 #include <vector>
 
+#include "eddy/control/local_executor.h"
+#include "eddy/datastream.h"
 #include "eddy/proto/checkpoint.pb.h"
 #include "eddy/state/keyed_state.h"
 #include "eddy/storage/object_store.h"
 #include "tests/backend_test.h"
+#include "tests/test_util.h"
 
 namespace eddy {
 namespace {
@@ -315,6 +320,62 @@ TEST_F(RocksDBStateTest, ForEachKeyVisitsEveryKeyOnceAndMayClear) {
   EXPECT_EQ(seen.size(), 100u);
   EXPECT_EQ(b->current_key(), Key("current")) << "the current key is restored";
   EXPECT_EQ(b->NumEntries(), 100u) << "only namespace {1, 1} is left";
+}
+
+/// Counts per key in keyed state and, in Open, records the RocksDB working directories it sees.
+class CountingProbe final : public KeyedProcessFunction<int64_t, int64_t, int64_t> {
+ public:
+  explicit CountingProbe(fs::path local) : local_(std::move(local)) {}
+  Status Open(RuntimeContext& rc) override {
+    count_ = rc.GetState(ValueStateDescriptor<int64_t>{{"count", {}}});
+    std::lock_guard lock(Mu());
+    for (const auto& e : fs::directory_iterator(local_)) {
+      if (fs::exists(e.path() / "db" / "CURRENT")) Dirs().insert(e.path().filename().string());
+    }
+    return Status::Ok();
+  }
+  void ProcessElement(const int64_t&, ProcessContext&, Collector<int64_t>& out) override {
+    out.Collect(++count_->GetOrCreate());
+  }
+  static std::mutex& Mu() {
+    static std::mutex mu;
+    return mu;
+  }
+  static std::set<std::string>& Dirs() {
+    static std::set<std::string> dirs;
+    return dirs;
+  }
+
+ private:
+  fs::path local_;
+  ValueState<int64_t>* count_ = nullptr;
+};
+
+TEST_F(RocksDBStateTest, TasksKeepTheirDatabasesUnderTheLocalStateDir) {
+  const fs::path local = dir_ / "local-state";
+  fs::create_directories(local);
+  StreamExecutionEnvironment env;
+  env.SetJobName("dirs");
+  env.SetParallelism(2);
+  std::vector<int64_t> data;
+  for (int64_t i = 0; i < 100; ++i) data.push_back(i);
+  auto counts = env.FromCollection(data)
+                    .KeyBy([](const int64_t& v) { return v % 10; })
+                    .Process<int64_t>([local] { return std::make_shared<CountingProbe>(local); });
+  auto out = testing::CollectInto(counts);
+  control::LocalExecutorOptions options;
+  options.task.state_backend = StateBackendKind::kRocksDB;
+  options.task.local_state_dir = local.string();
+  control::LocalExecutor ex(options);
+  auto r = ex.Execute(env.graph());
+  ASSERT_TRUE(r.status.ok()) << r.status.ToString();
+  auto got = out->sorted();
+  EXPECT_EQ(got.size(), 100u);
+  EXPECT_EQ(std::count(got.begin(), got.end(), 10), 10) << "every key counted to 10";
+  std::lock_guard lock(CountingProbe::Mu());
+  EXPECT_FALSE(CountingProbe::Dirs().empty());
+  for (const auto& d : CountingProbe::Dirs()) EXPECT_TRUE(d.starts_with("dirs-")) << d;
+  EXPECT_TRUE(fs::is_empty(local)) << "every task removed its working directory";
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -140,7 +140,8 @@ Status Task::BuildChain() {
           auto backend,
           MakeKeyedStateBackend(
               options_.state_backend, vertex_.max_parallelism, range, options_.clock,
-              UniqueLocalStateDir(options_.local_state_dir, g.job_name + "-" + n.name)));
+              UniqueLocalStateDir(options_.local_state_dir, g.job_name + "-" + n.name),
+              options_.rocksdb));
       backend->set_error_sink(&failure_);
       backends_.push_back(std::move(backend));
       ctx->keyed_backend = backends_.back().get();

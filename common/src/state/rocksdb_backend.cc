@@ -55,12 +55,12 @@ std::string PendingKey(std::string_view name, uint64_t seq) {
 }
 
 bool PendingName(std::string_view key, std::string* name) {
-  if (key.substr(0, kPendingPrefix.size()) != kPendingPrefix || key.size() < 2 + 1 + 8) {
+  constexpr size_t kTail = 1 + 8;  // '\0' and the 8-byte sequence
+  if (!key.starts_with(kPendingPrefix) || key.size() < kPendingPrefix.size() + kTail ||
+      key[key.size() - kTail] != '\0') {
     return false;
   }
-  std::string_view rest = key.substr(kPendingPrefix.size(), key.size() - kPendingPrefix.size() - 9);
-  if (key[key.size() - 9] != '\0') return false;
-  name->assign(rest);
+  name->assign(key.substr(kPendingPrefix.size(), key.size() - kPendingPrefix.size() - kTail));
   return true;
 }
 

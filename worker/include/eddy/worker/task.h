@@ -15,6 +15,7 @@
 #include "eddy/metrics/histogram.h"
 #include "eddy/operators/operator.h"
 #include "eddy/state/backend_kind.h"
+#include "eddy/state/rocksdb_backend.h"
 #include "eddy/state/timers.h"
 #include "eddy/worker/channels.h"
 
@@ -32,6 +33,8 @@ struct TaskOptions {
   /// operator instance, removed when the task ends (Flink's state.backend.rocksdb.localdir).
   /// Empty (default) = $TMPDIR/eddy-state, or /tmp/eddy-state without TMPDIR.
   std::string local_state_dir;
+  /// Tuning of RocksDB backends (each field documents its default); fixed per task.
+  RocksDBStateOptions rocksdb;
   /// Bad records an input may skip before the task fails; <0 = unlimited (count and skip).
   int64_t max_bad_records = -1;
   /// Processing-time clock override for tests; nullptr = wall clock.
