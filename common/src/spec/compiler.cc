@@ -242,10 +242,11 @@ class Compiler {
   Result<CompiledJob> Compile(const YAML::Node& root) {
     if (!root.IsMap())
       return Err(root, "", "a job spec is a mapping with name, sources, steps and sinks");
-    EDDY_RETURN_NOT_OK(CheckKeys(
-        root, "",
-        {"name", "parallelism", "maxParallelism", "time", "bufferTimeout", "chaining", "sources",
-         "steps", "sinks", "sql", "library", "restartStrategy", "latencyTrackingInterval"}));
+    EDDY_RETURN_NOT_OK(
+        CheckKeys(root, "",
+                  {"name", "parallelism", "maxParallelism", "time", "bufferTimeout", "chaining",
+                   "sources", "steps", "sinks", "sql", "library", "restartStrategy",
+                   "latencyTrackingInterval", "checkpointing", "savepointDir"}));
     if (root["sql"] || root["library"]) {
       return Err(root["sql"] ? root["sql"] : root["library"], root["sql"] ? "sql" : "library",
                  "not supported yet by this version of Eddy (use sources/steps/sinks)");
