@@ -7,12 +7,11 @@
 
 #include "eddy/clock.h"
 #include "eddy/spec/job_spec.h"
+#include "eddy/state/metadata.h"
 
 namespace eddy::control {
 
 namespace {
-
-constexpr uint32_t kMetadataVersion = 1;
 
 Result<Duration> ParseDurationField(const YAML::Node& n, const std::string& field) {
   std::string text;
@@ -258,7 +257,7 @@ void CheckpointCoordinator::OnDecline(const proto::DeclineCheckpoint& d) {
 void CheckpointCoordinator::Finalize(Pending& p) {
   p.finalizing = true;
   auto md = std::make_shared<proto::CheckpointMetadata>();
-  md->set_version(kMetadataVersion);
+  md->set_version(kCheckpointMetadataVersion);
   md->set_checkpoint_id(p.id);
   md->set_job_id(job_id_);
   md->set_job_name(job_name_);
@@ -303,7 +302,7 @@ void CheckpointCoordinator::Finalize(Pending& p) {
   io_->Submit([md, store, dir, savepoint, id, alive, post, this] {
     Status s;
     std::string path;
-    std::string bytes = md->SerializeAsString();
+    std::string bytes = SerializeCheckpointMetadata(*md);
     if (savepoint) {
       auto sp = storage::OpenObjectStore(dir);
       s = sp.ok() ? (*sp)->Put("_metadata", bytes) : sp.status();
@@ -456,10 +455,10 @@ void CheckpointCoordinator::ResolveRestore(
       std::string why;
       if (!bytes.ok()) {
         why = bytes.status().ToString();
-      } else if (!md.ParseFromString(*bytes) || md.version() != kMetadataVersion ||
-                 md.checkpoint_id() != c.id) {
-        why = "its _metadata (" + std::to_string(bytes->size()) +
-              " bytes) is truncated, corrupt or of another version";
+      } else if (Status st = ParseCheckpointMetadata(*bytes, md); !st.ok()) {
+        why = st.message();
+      } else if (md.checkpoint_id() != c.id) {
+        why = "its _metadata names checkpoint " + std::to_string(md.checkpoint_id());
       }
       if (!why.empty()) {
         log("checkpoint " + std::to_string(c.id) + " at " + store->Uri(c.metadata_key) +
@@ -502,9 +501,8 @@ Result<proto::RestoreFrom> CheckpointCoordinator::LocateSnapshot(
   auto bytes = store->Get("_metadata");
   if (!bytes.ok()) return bytes.status().WithContext("savepoint " + path);
   auto md = std::make_shared<proto::CheckpointMetadata>();
-  if (!md->ParseFromString(*bytes) || md->version() != kMetadataVersion) {
-    return Status::ParseError("savepoint " + store->Uri("_metadata") +
-                              ": truncated, corrupt or of an unknown version");
+  if (Status st = ParseCheckpointMetadata(*bytes, *md); !st.ok()) {
+    return st.WithContext("savepoint " + store->Uri("_metadata"));
   }
   proto::RestoreFrom r;
   r.set_checkpoint_id(md->checkpoint_id());

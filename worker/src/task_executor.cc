@@ -19,6 +19,7 @@
 #include "eddy/rpc/envelope.h"
 #include "eddy/serial_executor.h"
 #include "eddy/spec/job_spec.h"
+#include "eddy/state/metadata.h"
 #include "eddy/storage/object_store.h"
 #include "eddy/worker/deployment.h"
 
@@ -115,8 +116,8 @@ struct TaskExecutor::Impl {
       auto bytes = (*dir)->Get(uri.substr(slash + 1));
       if (!bytes.ok()) return bytes.status().WithContext("restore from " + uri);
       auto md = std::make_shared<proto::CheckpointMetadata>();
-      if (!md->ParseFromString(*bytes)) {
-        return Status::ParseError("restore: " + uri + " is truncated or corrupt");
+      if (Status st = ParseCheckpointMetadata(*bytes, *md); !st.ok()) {
+        return st.WithContext("restore from " + uri);
       }
       auto root = storage::OpenObjectStore(r.state_root());
       if (!root.ok()) return root.status().WithContext("restore");

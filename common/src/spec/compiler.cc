@@ -20,6 +20,7 @@
 #include "eddy/spec/formats.h"
 #include "eddy/spec/job_spec.h"
 #include "eddy/spec/row_ops.h"
+#include "spec/transactional_sink.h"
 
 namespace eddy {
 
@@ -1540,7 +1541,8 @@ class Compiler {
                          [schema] { return std::make_shared<PrintSinkFunction<Row>>("", schema); });
     } else {
       const YAML::Node& f = n["file"];
-      EDDY_RETURN_NOT_OK(CheckKeys(f, p + ".file", {"path", "format", "delimiter"}));
+      EDDY_RETURN_NOT_OK(
+          CheckKeys(f, p + ".file", {"path", "format", "delimiter", "transactional"}));
       EDDY_ASSIGN_OR_RETURN(std::string fpath, String(f["path"], p + ".file.path", true));
       FormatOptions fo;
       fo.format = RecordFormat::kJson;
@@ -1558,6 +1560,26 @@ class Compiler {
       }
       auto probe = RowFormatter::Make(fo, schema);
       if (!probe.ok()) return Err(f, p + ".file", probe.status().message());
+      bool transactional = false;
+      if (f["transactional"]) {
+        try {
+          transactional = f["transactional"].as<bool>();
+        } catch (const YAML::Exception&) {
+          return Err(f["transactional"], p + ".file.transactional", "must be true or false");
+        }
+      }
+      if (transactional) {
+        // A directory of part files committed with the checkpoints (exactly-once).
+        std::string dir = fpath.find("://") != std::string::npos ? fpath : Resolve(fpath);
+        auto store = storage::OpenObjectStore(dir);
+        if (!store.ok()) return Err(f["path"], p + ".file.path", store.status().message());
+        std::string ext = fo.format == RecordFormat::kCsv ? ".csv" : ".jsonl";
+        s = in.stream.Sink("TransactionalFileSink(" + name + ")", [dir, ext, fo, schema] {
+          return std::make_shared<TransactionalFileSinkFunction>(dir, ext, fo, schema);
+        });
+        EDDY_RETURN_NOT_OK(ApplyCommon(n, p, s));
+        return Status::Ok();
+      }
       std::string resolved = Resolve(fpath);
       auto& shared = output_files_[resolved];
       if (!shared)
