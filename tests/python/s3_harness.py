@@ -38,7 +38,7 @@ import threading
 import time
 import urllib.request
 
-__all__ = ["S3Server", "FaultProxy", "require_moto"]
+__all__ = ["S3Server", "FaultProxy", "require_moto", "s3_tool_binary"]
 
 # Runs in the server subprocess: moto's threaded server on port 0, which prints the port it got
 # and stops when its stdin closes (so it never outlives the test process).
@@ -55,6 +55,21 @@ server.stop()
 _ALLOW_ALL = json.dumps(
     {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": ["s3:*", "sts:*"], "Resource": "*"}]}
 )
+
+
+def s3_tool_binary():
+    """Path of Eddy's test program tests/tools/s3_tool.cc: $EDDY_S3_TOOL, else
+    $EDDY_BINARY_DIR/tests/tools/eddy_s3_tool, else build/tests/tools/eddy_s3_tool."""
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    candidates = []
+    if os.environ.get("EDDY_S3_TOOL"):
+        candidates.append(os.environ["EDDY_S3_TOOL"])
+    binary_dir = os.environ.get("EDDY_BINARY_DIR", os.path.join(root, "build"))
+    candidates.append(os.path.join(binary_dir, "tests", "tools", "eddy_s3_tool"))
+    for path in candidates:
+        if os.path.isfile(path) and os.access(path, os.X_OK):
+            return path
+    raise RuntimeError(f"eddy_s3_tool not found at {candidates}; build the target eddy_s3_tool first")
 
 
 def require_moto():

@@ -90,6 +90,14 @@ json ObjectsJson(const std::vector<ObjectInfo>& objects) {
   return out;
 }
 
+std::string FromHex(const std::string& hex) {
+  std::string out;
+  for (size_t i = 0; i + 1 < hex.size(); i += 2) {
+    out += static_cast<char>(std::stoi(hex.substr(i, 2), nullptr, 16));
+  }
+  return out;
+}
+
 /// Signs the fixed requests of a JSON array on stdin (see test_s3_sigv4.py for the fields).
 int Sign() {
   std::string input((std::istreambuf_iterator<char>(std::cin)), {});
@@ -106,7 +114,9 @@ int Sign() {
     for (const auto& h : c.value("headers", json::array())) {
       req.headers.emplace_back(h.at(0).get<std::string>(), h.at(1).get<std::string>());
     }
-    req.payload_sha256_hex = s3::Sha256Hex(c.value("payload", ""));
+    std::string payload = c.value("payload", "");
+    if (c.contains("payload_hex")) payload = FromHex(c.value("payload_hex", ""));
+    req.payload_sha256_hex = s3::Sha256Hex(payload);
     s3::SigningCredentials creds{c.value("access_key", ""), c.value("secret_key", ""),
                                  c.value("session_token", "")};
     auto signed_req = s3::SignV4(req, creds, c.value("region", "us-east-1"),
