@@ -101,10 +101,10 @@ std::string ToLower(std::string s) {
 
 /// Maps a cpprestsdk failure to a retryable Status; `what` is its message.
 Status TransportError(const std::error_code& ec, const std::string& what,
-                      std::chrono::milliseconds elapsed, std::chrono::milliseconds timeout) {
+                      std::chrono::milliseconds timeout) {
   std::string msg = what;
   if (ec) msg += " (" + ec.message() + ")";
-  if (ec == std::errc::timed_out || (timeout.count() > 0 && elapsed >= timeout)) {
+  if (ec == std::errc::timed_out) {
     return Status::Timeout("no answer within " + std::to_string(timeout.count()) + " ms: " + msg);
   }
   if (ec == std::errc::connection_refused || ec == std::errc::host_unreachable ||
@@ -137,26 +137,20 @@ class CppRestTransport final : public HttpTransport {
       : client_(std::move(client)), timeout_(timeout) {}
 
   Result<HttpResponse> Send(const HttpRequest& request) override {
-    auto start = std::chrono::steady_clock::now();
     try {
       return SendOrThrow(request);
     } catch (const http::http_exception& e) {
-      return TransportError(e.error_code(), e.what(), Elapsed(start), timeout_);
+      return TransportError(e.error_code(), e.what(), timeout_);
     } catch (const std::system_error& e) {
-      return TransportError(e.code(), e.what(), Elapsed(start), timeout_);
+      return TransportError(e.code(), e.what(), timeout_);
     } catch (const std::exception& e) {
-      return TransportError({}, e.what(), Elapsed(start), timeout_);
+      return TransportError({}, e.what(), timeout_);
     } catch (...) {
       return Status::IOError("unknown failure in the HTTP client");
     }
   }
 
  private:
-  static std::chrono::milliseconds Elapsed(std::chrono::steady_clock::time_point start) {
-    return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() -
-                                                                 start);
-  }
-
   Result<HttpResponse> SendOrThrow(const HttpRequest& request) {
     http::http_request req{http::method(request.method)};
     req.set_request_uri(web::uri(request.path_and_query));

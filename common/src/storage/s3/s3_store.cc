@@ -124,7 +124,10 @@ Result<HttpResponse> S3Store::Execute(const Call& call) {
     }
     auto creds = credentials_->Get();
     if (!creds.ok()) {
-      if (!creds.status().IsRetryable()) return creds.status();
+      if (!creds.status().IsRetryable()) {
+        return Status(creds.status().code(), "S3 " + std::string(call.op) + " of " + uri + ": " +
+                                                 creds.status().message());
+      }
       last = creds.status();
       continue;
     }
