@@ -183,7 +183,7 @@ int main(int argc, char** argv) {
       }
     }
     if (args.empty()) return Usage("no command");
-    const std::string cmd = args[0];
+    std::string cmd = args[0];
     if (cmd == "sign") return Sign();
     auto arg = [&](size_t i) { return i < args.size() ? args[i] : std::string(); };
 

@@ -334,6 +334,7 @@ TEST_F(ProviderTest, ConcurrentGetsFetchOnce) {
   ASSERT_TRUE(p.ok());
   std::atomic<int> ok{0};
   std::vector<std::thread> threads;
+  threads.reserve(8);
   for (int i = 0; i < 8; ++i) {
     threads.emplace_back([&] {
       for (int j = 0; j < 100; ++j) ok += (*p)->Get().ok() ? 1 : 0;

@@ -171,10 +171,10 @@ TEST_F(S3StoreTest, RetriesTransientFailuresWithBackoff) {
   EXPECT_EQ(store->probe().requests.load(), 5u);
   EXPECT_EQ(store->probe().retries.load(), 4u);
   ASSERT_EQ(sleeps_.size(), 4u);
-  const int64_t caps[] = {100, 200, 250, 250};  // base 100, doubled, capped at 250
+  const int64_t kCaps[] = {100, 200, 250, 250};  // base 100, doubled, capped at 250
   for (size_t i = 0; i < sleeps_.size(); ++i) {
     EXPECT_GE(sleeps_[i], 0);
-    EXPECT_LE(sleeps_[i], caps[i]);
+    EXPECT_LE(sleeps_[i], kCaps[i]);
   }
 }
 
@@ -609,6 +609,7 @@ TEST_F(S3StoreTest, ConcurrentCallsShareOneStore) {
   Route({{"PUT", [](const Recorded&) { return Answer(200); }},
          {"GET", [](const Recorded& r) { return Answer(200, r.path_and_query); }}});
   std::vector<std::thread> threads;
+  threads.reserve(8);
   std::atomic<int> ok{0};
   for (int t = 0; t < 8; ++t) {
     threads.emplace_back([&, t] {

@@ -66,12 +66,12 @@ TEST(XmlTest, DeepNestingIsAnErrorNotAStackOverflow) {
 }
 
 TEST(XmlTest, RandomGarbageNeverCrashes) {
-  const std::string valid =
+  const std::string kValid =
       "<ListBucketResult><IsTruncated>true</IsTruncated><Contents><Key>a&amp;b</Key><Size>3</Size>"
       "</Contents><NextContinuationToken>t</NextContinuationToken></ListBucketResult>";
   std::mt19937 rng(42);
   for (int i = 0; i < 5000; ++i) {
-    std::string doc = valid;
+    std::string doc = kValid;
     int edits = 1 + static_cast<int>(rng() % 4);
     for (int e = 0; e < edits; ++e) {
       size_t pos = rng() % doc.size();
@@ -143,15 +143,16 @@ TEST(S3XmlTest, ParsesListObjectsV2Pages) {
 }
 
 TEST(S3XmlTest, RejectsBadListings) {
-  for (const char* bad : {
+  const std::string kHugeSize =
+      "<ListBucketResult><Contents><Key>k</Key><Size>99999999999999999999</Size></Contents>";
+  for (const std::string& bad : std::vector<std::string>{
            "<ListBucketResult><IsTruncated>true</IsTruncated></ListBucketResult>",  // no token
            "<ListBucketResult><IsTruncated>maybe</IsTruncated></ListBucketResult>",
            "<ListBucketResult><Contents><Size>1</Size></Contents></ListBucketResult>",
            "<ListBucketResult><Contents><Key>k</Key></Contents></ListBucketResult>",
            "<ListBucketResult><Contents><Key>k</Key><Size>-1</Size></Contents></ListBucketResult>",
            "<ListBucketResult><Contents><Key>k</Key><Size>1x</Size></Contents></ListBucketResult>",
-           "<ListBucketResult><Contents><Key>k</Key><Size>99999999999999999999</Size></Contents>"
-           "</ListBucketResult>",
+           kHugeSize + "</ListBucketResult>",  // beyond 64 bits
            "<Error><Code>InternalError</Code></Error>",
            "<ListBucketResult><Contents><Key>k</Key><Size>1</Size></Contents>",  // truncated
        }) {
