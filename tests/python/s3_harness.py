@@ -334,16 +334,14 @@ class FaultProxy:
             if self._timer is not None and threading.current_thread() is not self._timer:
                 self._timer.cancel()
                 self._timer = None
+            if mode != "refuse" and self._listener is None:
+                self._listener = self._listen(self.port)  # first: a failed bind changes nothing
             old, self._mode = self._mode, mode
-            if mode != "pass":
-                self._cut_all()
-            if old == "blackhole" and mode == "pass":
+            if mode != "pass" or old == "blackhole":
                 self._cut_all()
             if mode == "refuse" and self._listener is not None:
                 self._listener.close()
                 self._listener = None
-            elif mode != "refuse" and self._listener is None:
-                self._listener = self._listen(self.port)
         os.write(self._wake_w, b"x")
 
     def outage(self, seconds, mode="refuse"):
