@@ -35,7 +35,7 @@ def run(env, *args, expect_ok=True, timeout=300):
     p = subprocess.run(
         [s3_tool_binary(), *map(str, args)], env=clean_env(env), capture_output=True, text=True, timeout=timeout
     )
-    assert p.returncode in (0, 1), f"eddy_s3_tool {args} exited {p.returncode}: {p.stdout}{p.stderr}"
+    assert p.returncode in (0, 1) and p.stdout.strip(), f"eddy_s3_tool {args} exited {p.returncode}: {p.stdout}{p.stderr}"
     out = json.loads(p.stdout.strip().splitlines()[-1])
     if expect_ok is not None:
         assert out["ok"] == expect_ok, f"eddy_s3_tool {args}: {out} {p.stderr}"
@@ -51,7 +51,7 @@ def start_tool(env, *args):
 
 def finish(proc, timeout=120):
     stdout, stderr = proc.communicate(timeout=timeout)
-    assert proc.returncode in (0, 1), f"eddy_s3_tool exited {proc.returncode}: {stdout}{stderr}"
+    assert proc.returncode in (0, 1) and stdout.strip(), f"eddy_s3_tool exited {proc.returncode}: {stdout}{stderr}"
     return json.loads(stdout.strip().splitlines()[-1])
 
 

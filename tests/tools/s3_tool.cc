@@ -268,7 +268,8 @@ int main(int argc, char** argv) {
       if (cmd == "put-many") {
         int count = a, nthreads = b;
         for (int t = 0; t < nthreads; ++t) {
-          threads.emplace_back([&, t] {
+          // By value: the threads outlive this block's locals.
+          threads.emplace_back([&, t, count, nthreads] {
             for (int i = t; i < count; i += nthreads) {
               char name[32];
               std::snprintf(name, sizeof name, "%05d", i);
@@ -281,7 +282,7 @@ int main(int argc, char** argv) {
       } else {
         int nthreads = a, rounds = b;
         for (int t = 0; t < nthreads; ++t) {
-          threads.emplace_back([&, t] {
+          threads.emplace_back([&, t, rounds] {
             for (int r = 0; r < rounds; ++r) {
               std::string key = prefix + "t" + std::to_string(t) + "/r" + std::to_string(r);
               std::string value = "thread " + std::to_string(t) + " round " + std::to_string(r);
