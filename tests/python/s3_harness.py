@@ -26,6 +26,7 @@ Switching to a fault mode also resets every open connection, so pooled keep-aliv
 like new ones. A missing moto is an error, not a skip: a harness that silently skips proves
 nothing.
 """
+
 import json
 import os
 import select
@@ -53,7 +54,10 @@ server.stop()
 """
 
 _ALLOW_ALL = json.dumps(
-    {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": ["s3:*", "sts:*"], "Resource": "*"}]}
+    {
+        "Version": "2012-10-17",
+        "Statement": [{"Effect": "Allow", "Action": ["s3:*", "sts:*"], "Resource": "*"}],
+    }
 )
 
 
@@ -69,7 +73,9 @@ def s3_tool_binary():
     for path in candidates:
         if os.path.isfile(path) and os.access(path, os.X_OK):
             return path
-    raise RuntimeError(f"eddy_s3_tool not found at {candidates}; build the target eddy_s3_tool first")
+    raise RuntimeError(
+        f"eddy_s3_tool not found at {candidates}; build the target eddy_s3_tool first"
+    )
 
 
 def require_moto():
@@ -209,12 +215,16 @@ class S3Server:
     def keys(self, prefix=""):
         """Every key in the bucket under `prefix` (boto3, independent of Eddy)."""
         out = []
-        for page in self.client().get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=prefix):
+        for page in (
+            self.client()
+            .get_paginator("list_objects_v2")
+            .paginate(Bucket=self.bucket, Prefix=prefix)
+        ):
             out += [o["Key"] for o in page.get("Contents", [])]
         return out
 
     def assume_role(self, seconds=3600):
-        """Temporary credentials (auth=True only): dict AccessKeyId, SecretAccessKey, SessionToken."""
+        """Temporary credentials (auth=True only): AccessKeyId, SecretAccessKey, SessionToken."""
         assert self.auth, "assume_role needs S3Server(auth=True)"
         sts = self.client("sts")
         r = sts.assume_role(RoleArn=self._role_arn, RoleSessionName="eddy", DurationSeconds=seconds)

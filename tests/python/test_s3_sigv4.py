@@ -6,6 +6,7 @@ Eddy's side runs through `eddy_s3_tool sign` (tests/tools/s3_tool.cc), which enc
 object path and query itself, so the comparison also covers S3's URI encoding rules (each path
 segment encoded, '/' kept; query names and values encoded, sorted).
 """
+
 import datetime
 import json
 import subprocess
@@ -23,8 +24,28 @@ WHEN = datetime.datetime(2024, 2, 29, 23, 59, 59)
 
 CASES = [
     # name, method, host, raw path, query, headers, payload, region, session token
-    ("get object", "GET", "s3.example.test:9000", "/bucket/chk-1/_metadata", [], [], b"", "us-east-1", ""),
-    ("spaces and plus", "PUT", "127.0.0.1:9000", "/bucket/dir/a b+c.sst", [], [], b"payload", "us-east-1", ""),
+    (
+        "get object",
+        "GET",
+        "s3.example.test:9000",
+        "/bucket/chk-1/_metadata",
+        [],
+        [],
+        b"",
+        "us-east-1",
+        "",
+    ),
+    (
+        "spaces and plus",
+        "PUT",
+        "127.0.0.1:9000",
+        "/bucket/dir/a b+c.sst",
+        [],
+        [],
+        b"payload",
+        "us-east-1",
+        "",
+    ),
     (
         "unicode key",
         "PUT",
@@ -52,13 +73,28 @@ CASES = [
         "GET",
         "127.0.0.1:9000",
         "/bucket",
-        [("list-type", "2"), ("prefix", "job/chk 1/ü"), ("continuation-token", "1/abc+def=="), ("max-keys", "1000")],
+        [
+            ("list-type", "2"),
+            ("prefix", "job/chk 1/ü"),
+            ("continuation-token", "1/abc+def=="),
+            ("max-keys", "1000"),
+        ],
         [],
         b"",
         "us-east-1",
         "",
     ),
-    ("create multipart", "POST", "127.0.0.1:9000", "/bucket/out/part-0", [("uploads", "")], [], b"", "us-east-1", ""),
+    (
+        "create multipart",
+        "POST",
+        "127.0.0.1:9000",
+        "/bucket/out/part-0",
+        [("uploads", "")],
+        [],
+        b"",
+        "us-east-1",
+        "",
+    ),
     (
         "upload part",
         "PUT",
@@ -157,7 +193,13 @@ def eddy_sign(cases):
                 "amz_date": AMZ_DATE,
             }
         )
-    p = subprocess.run([s3_tool_binary(), "sign"], input=json.dumps(request), capture_output=True, text=True, timeout=60)
+    p = subprocess.run(
+        [s3_tool_binary(), "sign"],
+        input=json.dumps(request),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert p.returncode == 0, p.stderr
     return json.loads(p.stdout)
 
@@ -169,7 +211,9 @@ def test_signatures_match_botocore():
         name = case[0]
         path, canonical, authorization = botocore_sign(case)
         assert eddy["encoded_path"] == path, name
-        assert eddy["canonical_request"] == canonical, f"{name}:\n{eddy['canonical_request']}\n---\n{canonical}"
+        assert (
+            eddy["canonical_request"] == canonical
+        ), f"{name}:\n{eddy['canonical_request']}\n---\n{canonical}"
         assert eddy["authorization"] == authorization, name
 
 

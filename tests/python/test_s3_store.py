@@ -5,6 +5,7 @@ Covers every ObjectStore operation, listing and DeleteObjects pagination, multip
 two-phase staging, credentials (moto's IAM authentication checks Eddy's signatures, keys and
 session tokens), missing buckets, garbage answers, and outages injected with FaultProxy.
 """
+
 import hashlib
 import http.server
 import json
@@ -33,9 +34,15 @@ def clean_env(extra):
 def run(env, *args, expect_ok=True, timeout=300):
     """Runs eddy_s3_tool; returns its JSON answer. A crash (signal) always fails the test."""
     p = subprocess.run(
-        [s3_tool_binary(), *map(str, args)], env=clean_env(env), capture_output=True, text=True, timeout=timeout
+        [s3_tool_binary(), *map(str, args)],
+        env=clean_env(env),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
     )
-    assert p.returncode in (0, 1) and p.stdout.strip(), f"eddy_s3_tool {args} exited {p.returncode}: {p.stdout}{p.stderr}"
+    assert (
+        p.returncode in (0, 1) and p.stdout.strip()
+    ), f"eddy_s3_tool {args} exited {p.returncode}: {p.stdout}{p.stderr}"
     out = json.loads(p.stdout.strip().splitlines()[-1])
     if expect_ok is not None:
         assert out["ok"] == expect_ok, f"eddy_s3_tool {args}: {out} {p.stderr}"
@@ -45,13 +52,19 @@ def run(env, *args, expect_ok=True, timeout=300):
 
 def start_tool(env, *args):
     return subprocess.Popen(
-        [s3_tool_binary(), *map(str, args)], env=clean_env(env), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        [s3_tool_binary(), *map(str, args)],
+        env=clean_env(env),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
 
 
 def finish(proc, timeout=120):
     stdout, stderr = proc.communicate(timeout=timeout)
-    assert proc.returncode in (0, 1) and stdout.strip(), f"eddy_s3_tool exited {proc.returncode}: {stdout}{stderr}"
+    assert (
+        proc.returncode in (0, 1) and stdout.strip()
+    ), f"eddy_s3_tool exited {proc.returncode}: {stdout}{stderr}"
     return json.loads(stdout.strip().splitlines()[-1])
 
 
@@ -87,7 +100,12 @@ def proxy(s3):
 def test_put_get_stat_list_delete(s3, root):
     prefix, u = root
     env = s3.env()
-    keys = ["chk-1/_metadata", "chk-1/shared/a b+c=d&e.sst", "chk-1/ü/日本/x~y!z*(1)'.bin", "chk-10/x"]
+    keys = [
+        "chk-1/_metadata",
+        "chk-1/shared/a b+c=d&e.sst",
+        "chk-1/ü/日本/x~y!z*(1)'.bin",
+        "chk-10/x",
+    ]
     for i, k in enumerate(keys):
         run(env, *u, "put", k, f"value {i}")
     for i, k in enumerate(keys):
@@ -101,7 +119,10 @@ def test_put_get_stat_list_delete(s3, root):
 
     missing = run(env, *u, "get", "chk-1/absent", expect_ok=False)
     assert missing["code"] == "NotFound" and not missing["retryable"]
-    assert "NoSuchKey" in missing["message"] and f"s3://{s3.bucket}/{prefix}/chk-1/absent" in missing["message"]
+    assert (
+        "NoSuchKey" in missing["message"]
+        and f"s3://{s3.bucket}/{prefix}/chk-1/absent" in missing["message"]
+    )
 
     listed = run(env, *u, "list", "chk-1")["objects"]
     assert [o["key"] for o in listed] == sorted(keys)  # prefix match, any depth, sorted
@@ -149,7 +170,9 @@ def test_list_pagination_and_delete_prefix_batches(s3, root):
 
     run(env, *u, "put", "keep/me", "x")
     deleted = run(env, *u, "delete-prefix", "many/")
-    assert deleted["requests"] == listed["requests"] + 2  # the listing, DeleteObjects of 1000 and 100
+    assert (
+        deleted["requests"] == listed["requests"] + 2
+    )  # the listing, DeleteObjects of 1000 and 100
     assert s3.keys(f"{prefix}/many/") == []
     assert s3.keys(f"{prefix}/") == [f"{prefix}/keep/me"]
     run(env, *u, "delete-prefix", "many/")  # nothing left: fine
@@ -210,7 +233,9 @@ def test_stage_commit_abort_list_staged(s3, root):
     assert run(env, *u, "list", "out/")["objects"] == []
     assert run(env, *u, "stat", "out/part-0-1.jsonl")["exists"] is False
     pending = run(env, *u, "list-staged", "out/part-0")["staged"]
-    assert [(s["key"], s["upload_id"]) for s in pending] == [("out/part-0-1.jsonl", staged["upload_id"])]
+    assert [(s["key"], s["upload_id"]) for s in pending] == [
+        ("out/part-0-1.jsonl", staged["upload_id"])
+    ]
     assert run(env, *u, "list-staged", "out/part-1")["staged"] == []
 
     run(env, *u, "commit", json.dumps(staged))
@@ -221,7 +246,17 @@ def test_stage_commit_abort_list_staged(s3, root):
     aborted = run(env, *u, "stage", "out/part-0-2.jsonl", "x\n")["staged"]
     run(env, *u, "abort", json.dumps(aborted))
     run(env, *u, "abort", json.dumps(aborted))  # already gone: fine
-    gone = run(env, *u, "--max-attempts", 2, "--retry-base-ms", 10, "commit", json.dumps(aborted), expect_ok=False)
+    gone = run(
+        env,
+        *u,
+        "--max-attempts",
+        2,
+        "--retry-base-ms",
+        10,
+        "commit",
+        json.dumps(aborted),
+        expect_ok=False,
+    )
     # S3 answers NoSuchUpload (→ NotFound, see s3_store_test.cc); moto answers 500 InternalError
     # for an unknown upload id, which the store retries and reports as IOError.
     assert gone["code"] in ("NotFound", "IOError"), gone
@@ -254,7 +289,17 @@ def test_virtual_hosted_and_path_style_urls(s3):
     # the addressing the store resolves; the signing of virtual-hosted requests is checked against
     # botocore in test_s3_sigv4.py.
     env = {"AWS_ACCESS_KEY_ID": "k", "AWS_SECRET_ACCESS_KEY": "s"}
-    vh = run(env, "--uri", "s3://eddy-test/p", "--endpoint", "http://s3.example.test:9000", "--path-style", "false", "config", "a b")
+    vh = run(
+        env,
+        "--uri",
+        "s3://eddy-test/p",
+        "--endpoint",
+        "http://s3.example.test:9000",
+        "--path-style",
+        "false",
+        "config",
+        "a b",
+    )
     assert (vh["base_url"], vh["host"], vh["path"], vh["path_style"]) == (
         "http://eddy-test.s3.example.test:9000",
         "eddy-test.s3.example.test:9000",
@@ -262,9 +307,20 @@ def test_virtual_hosted_and_path_style_urls(s3):
         False,
     )
     aws = run({**env, "AWS_REGION": "eu-west-1"}, "--uri", "s3://eddy-test", "config", "k")
-    assert (aws["base_url"], aws["path"], aws["region"]) == ("https://eddy-test.s3.eu-west-1.amazonaws.com", "/k", "eu-west-1")
-    path = run({**env, "AWS_ENDPOINT_URL_S3": s3.endpoint}, "--uri", "s3://eddy-test/p/", "config", "k")
-    assert (path["base_url"], path["path"], path["path_style"], path["root"]) == (s3.endpoint, "/eddy-test/p/k", True, "s3://eddy-test/p")
+    assert (aws["base_url"], aws["path"], aws["region"]) == (
+        "https://eddy-test.s3.eu-west-1.amazonaws.com",
+        "/k",
+        "eu-west-1",
+    )
+    path = run(
+        {**env, "AWS_ENDPOINT_URL_S3": s3.endpoint}, "--uri", "s3://eddy-test/p/", "config", "k"
+    )
+    assert (path["base_url"], path["path"], path["path_style"], path["root"]) == (
+        s3.endpoint,
+        "/eddy-test/p/k",
+        True,
+        "s3://eddy-test/p",
+    )
 
 
 # ---- errors ---------------------------------------------------------------------------------
@@ -272,7 +328,13 @@ def test_virtual_hosted_and_path_style_urls(s3):
 
 def test_missing_bucket_is_not_found(s3):
     env = s3.env()
-    for args in (["get", "k"], ["put", "k", "v"], ["list", ""], ["stage", "k", "v"], ["delete-prefix", ""]):
+    for args in (
+        ["get", "k"],
+        ["put", "k", "v"],
+        ["list", ""],
+        ["stage", "k", "v"],
+        ["delete-prefix", ""],
+    ):
         out = run(env, "--uri", "s3://no-such-bucket/x", *args, expect_ok=False)
         assert out["code"] == "NotFound", out
         assert "bucket 'no-such-bucket' does not exist" in out["message"]
@@ -368,21 +430,38 @@ def test_signatures_and_keys_are_checked_by_the_server(s3_auth, tmp_path):
     run(env, *u, "delete-prefix", "")
     assert run(env, *u, "list", "")["objects"] == []
 
-    wrong_secret = run({**env, "AWS_SECRET_ACCESS_KEY": "not-the-secret"}, *u, "get", "k", expect_ok=False)
+    wrong_secret = run(
+        {**env, "AWS_SECRET_ACCESS_KEY": "not-the-secret"}, *u, "get", "k", expect_ok=False
+    )
     assert wrong_secret["code"] == "InvalidArgument" and not wrong_secret["retryable"]
     assert "SignatureDoesNotMatch" in wrong_secret["message"]
     assert "secret key from AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY" in wrong_secret["message"]
     assert wrong_secret["requests"] == 1
 
-    unknown = run({**env, "AWS_ACCESS_KEY_ID": "AKIAUNKNOWNUNKNOWN00"}, *u, "put", "k", "v", expect_ok=False)
+    unknown = run(
+        {**env, "AWS_ACCESS_KEY_ID": "AKIAUNKNOWNUNKNOWN00"}, *u, "put", "k", "v", expect_ok=False
+    )
     assert unknown["code"] == "InvalidArgument"
     assert "InvalidAccessKeyId" in unknown["message"] and "is not known to" in unknown["message"]
 
     # The same keys from the options and from a shared credentials file.
-    run({"AWS_ENDPOINT_URL_S3": s3.endpoint}, *u, "--access-key", s3.access_key, "--secret-key", s3.secret_key, "put", "k", "v")
+    run(
+        {"AWS_ENDPOINT_URL_S3": s3.endpoint},
+        *u,
+        "--access-key",
+        s3.access_key,
+        "--secret-key",
+        s3.secret_key,
+        "put",
+        "k",
+        "v",
+    )
     creds = tmp_path / "credentials"
-    creds.write_text(f"[default]\naws_access_key_id = wrong\naws_secret_access_key = wrong\n"
-                     f"[profile eddy]\naws_access_key_id = {s3.access_key}\naws_secret_access_key = {s3.secret_key}\n")
+    creds.write_text(
+        "[default]\naws_access_key_id = wrong\naws_secret_access_key = wrong\n"
+        f"[profile eddy]\naws_access_key_id = {s3.access_key}\n"
+        f"aws_secret_access_key = {s3.secret_key}\n"
+    )
     file_env = {"AWS_ENDPOINT_URL_S3": s3.endpoint, "AWS_SHARED_CREDENTIALS_FILE": str(creds)}
     run({**file_env, "AWS_PROFILE": "eddy"}, *u, "get", "k")
     default = run(file_env, *u, "get", "k", expect_ok=False)
@@ -433,13 +512,17 @@ class CredentialsEndpoint:
         self.server.shutdown()
 
 
-@pytest.mark.parametrize("expires_in,refresh", [(timedelta(hours=1), False), (timedelta(minutes=2), True)])
+@pytest.mark.parametrize(
+    "expires_in,refresh", [(timedelta(hours=1), False), (timedelta(minutes=2), True)]
+)
 def test_container_credentials_with_session_token(s3_auth, tmp_path, expires_in, refresh):
     """Temporary credentials (with a session token that moto checks) from a container credentials
     endpoint, authorized by a token file; fetched once, or again before every request when they
     expire within the refresh margin (5 minutes)."""
     s3 = s3_auth
-    endpoint = CredentialsEndpoint(s3.assume_role(), token="Bearer pod-token", expires_in=expires_in)
+    endpoint = CredentialsEndpoint(
+        s3.assume_role(), token="Bearer pod-token", expires_in=expires_in
+    )
     try:
         token_file = tmp_path / "token"
         token_file.write_text("Bearer pod-token\n")
@@ -457,8 +540,17 @@ def test_container_credentials_with_session_token(s3_auth, tmp_path, expires_in,
         else:
             assert endpoint.hits == 1
 
-        bad_token = run({**env, "AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE": "", "AWS_CONTAINER_AUTHORIZATION_TOKEN": "wrong"},
-                        *u, "get", "k", expect_ok=False)
+        bad_token = run(
+            {
+                **env,
+                "AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE": "",
+                "AWS_CONTAINER_AUTHORIZATION_TOKEN": "wrong",
+            },
+            *u,
+            "get",
+            "k",
+            expect_ok=False,
+        )
         assert bad_token["code"] == "InvalidArgument" and "401" in bad_token["message"]
     finally:
         endpoint.close()
@@ -486,7 +578,20 @@ def test_server_down_gives_a_retryable_error_after_the_retries(s3, root, proxy):
     prefix, u = root
     env = s3.env(endpoint=proxy.endpoint)
     proxy.set_mode("refuse")
-    out = run(env, *u, "--max-attempts", 4, "--retry-base-ms", 50, "--retry-max-ms", 200, "put", "k", "v", expect_ok=False)
+    out = run(
+        env,
+        *u,
+        "--max-attempts",
+        4,
+        "--retry-base-ms",
+        50,
+        "--retry-max-ms",
+        200,
+        "put",
+        "k",
+        "v",
+        expect_ok=False,
+    )
     assert out["code"] == "Unavailable" and out["retryable"]
     assert out["requests"] == 4 and out["retries"] == 3
     assert f"S3 PutObject of s3://{s3.bucket}/{prefix}/k failed after 4 attempts" in out["message"]
@@ -499,7 +604,19 @@ def test_server_down_gives_a_retryable_error_after_the_retries(s3, root, proxy):
 
     proxy.set_mode("blackhole")
     started = time.monotonic()
-    out = run(env, *u, "--max-attempts", 2, "--retry-base-ms", 10, "--timeout-ms", 500, "get", "k", expect_ok=False)
+    out = run(
+        env,
+        *u,
+        "--max-attempts",
+        2,
+        "--retry-base-ms",
+        10,
+        "--timeout-ms",
+        500,
+        "get",
+        "k",
+        expect_ok=False,
+    )
     assert out["code"] == "Timeout" and out["retryable"]
     assert "no answer within 500 ms" in out["message"]
     assert time.monotonic() - started < 10
@@ -511,7 +628,19 @@ def test_outage_shorter_than_the_retry_budget_is_survived(s3, root, proxy, mode)
     env = s3.env(endpoint=proxy.endpoint)
     started = time.monotonic()
     proxy.outage(1.5, mode=mode)
-    proc = start_tool(env, *u, "--max-attempts", 12, "--retry-base-ms", 100, "--retry-max-ms", 800, "put", "during", "y")
+    proc = start_tool(
+        env,
+        *u,
+        "--max-attempts",
+        12,
+        "--retry-base-ms",
+        100,
+        "--retry-max-ms",
+        800,
+        "put",
+        "during",
+        "y",
+    )
     out = finish(proc)
     assert out["ok"], out
     assert out["retries"] >= 1  # it failed during the outage
