@@ -135,6 +135,7 @@ struct ControlPlane::Impl {
     // Checkpoints: the coordinator, and the snapshot the next attempt starts from.
     std::unique_ptr<CheckpointCoordinator> checkpoints;
     std::optional<proto::RestoreFrom> initial_restore;  // --from-savepoint
+    bool initial_restore_is_savepoint = false;          // (not a retained checkpoint)
     std::optional<proto::RestoreFrom> restore;          // resolved for the next attempt
     bool restore_resolved = false;
     bool restore_resolving = false;
@@ -402,6 +403,7 @@ struct ControlPlane::Impl {
       }
       r.set_allow_non_restored_state(sub.allow_non_restored_state);
       j.initial_restore = r;
+      j.initial_restore_is_savepoint = md->savepoint();
     }
     Job* jp = &j;
     CheckpointCoordinator::Callbacks cb;
@@ -485,6 +487,7 @@ struct ControlPlane::Impl {
       }
       j.restore = j.initial_restore;
       j.restore_resolved = true;
+      if (j.restore) j.checkpoints->RecordRestore(*j.restore, j.initial_restore_is_savepoint);
     }
     // Slot-sharing groups: subtask i of every vertex of a group shares slot (group base + i).
     std::map<std::string, int> group_width;
