@@ -276,6 +276,13 @@ std::optional<SavepointStatus> CheckpointCoordinator::Savepoint(
   return it->second;
 }
 
+bool CheckpointCoordinator::StopPending() const {
+  for (const auto& [id, p] : pending_) {
+    if (p.stop) return true;
+  }
+  return false;
+}
+
 void CheckpointCoordinator::OnAcknowledge(const proto::AcknowledgeCheckpoint& ack) {
   if (ack.attempt_id() != attempt_) return;
   auto it = pending_.find(ack.checkpoint_id());

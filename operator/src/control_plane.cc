@@ -139,6 +139,9 @@ struct ControlPlane::Impl {
     std::optional<proto::RestoreFrom> restore;          // resolved for the next attempt
     bool restore_resolved = false;
     bool restore_resolving = false;
+    // Every task finished while a stop-with-savepoint was in flight: the job finishes once the
+    // savepoint completed or failed (Tick).
+    bool finish_after_stop = false;
   };
 
   ControlPlaneOptions options;
@@ -653,16 +656,28 @@ struct ControlPlane::Impl {
         for (const auto& x : v) all_finished &= x.state == proto::TASK_FINISHED;
       }
       if (all_finished) {
-        ReleaseAttempt(*j);
-        j->state = JobState::kFinished;
-        j->end_epoch = EpochMillis();
-        Log(JobLabel(*j) + " finished in " + std::to_string(j->end_epoch - j->start_epoch) + " ms" +
-            (j->restarts ? " after " + std::to_string(j->restarts) + " restart(s)" : ""));
-        ScheduleWaiting();
+        // With --drain the tasks end by themselves after the savepoint's barrier, possibly before
+        // their asynchronous snapshot uploads were acknowledged: keep the attempt (and the
+        // savepoint) alive until it completed or failed.
+        if (j->checkpoints->StopPending()) {
+          j->finish_after_stop = true;
+          return;
+        }
+        FinishJob(*j);
       }
     } else {
       CheckDrained(*j);
     }
+  }
+
+  void FinishJob(Job& j) {
+    j.finish_after_stop = false;
+    ReleaseAttempt(j);
+    j.state = JobState::kFinished;
+    j.end_epoch = EpochMillis();
+    Log(JobLabel(j) + " finished in " + std::to_string(j.end_epoch - j.start_epoch) + " ms" +
+        (j.restarts ? " after " + std::to_string(j.restarts) + " restart(s)" : ""));
+    ScheduleWaiting();
   }
 
   void OnHeartbeat(const std::string& worker, const proto::Heartbeat& hb) {
@@ -796,6 +811,7 @@ struct ControlPlane::Impl {
         CheckDrained(j);
       } else if (j.state == JobState::kRunning && j.attempt_live) {
         j.checkpoints->Tick(now);
+        if (j.finish_after_stop && !j.checkpoints->StopPending()) FinishJob(j);
       }
     }
   }

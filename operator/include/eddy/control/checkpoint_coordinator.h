@@ -176,6 +176,9 @@ class CheckpointCoordinator {
   Result<std::string> TriggerSavepoint(std::string dir, bool stop, bool drain);
   std::optional<SavepointStatus> Savepoint(const std::string& trigger_id) const;
 
+  /// Whether a stop-with-savepoint is in flight (triggered, not yet completed or failed).
+  bool StopPending() const;
+
   /// Whether a completed checkpoint exists to restore from.
   bool HasCompleted() const { return !completed_.empty(); }
   /// Finds the newest readable completed checkpoint (I/O thread), dropping unreadable ones with
