@@ -43,6 +43,39 @@ std::string CheckpointKey(int64_t id) {
   return "chk-" + std::to_string(id) + "/";
 }
 
+constexpr size_t kHistorySize = 10;
+
+/// Histogram bounds: checkpoint durations from 50 ms up to the default timeout (10 min); sizes
+/// from 1 KiB to 16 GiB in steps of 4.
+const std::vector<double>& DurationBounds() {
+  static const std::vector<double> b = {0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600};
+  return b;
+}
+const std::vector<double>& SizeBounds() {
+  static const std::vector<double> b = [] {
+    std::vector<double> v;
+    for (double x = 1024; x <= 16.0 * 1024 * 1024 * 1024; x *= 4) v.push_back(x);
+    return v;
+  }();
+  return b;
+}
+
+metrics::HistogramSnapshot EmptyHistogram(const std::vector<double>& bounds) {
+  metrics::HistogramSnapshot h;
+  h.upper_bounds = bounds;
+  h.cumulative_counts.assign(bounds.size() + 1, 0);
+  return h;
+}
+
+void Observe(metrics::HistogramSnapshot& h, double v) {
+  for (size_t i = 0; i < h.upper_bounds.size(); ++i) {
+    if (v <= h.upper_bounds[i]) ++h.cumulative_counts[i];
+  }
+  ++h.cumulative_counts.back();
+  ++h.count;
+  h.sum += v;
+}
+
 }  // namespace
 
 std::string DefaultCheckpointStorage() {
@@ -133,7 +166,10 @@ CheckpointCoordinator::CheckpointCoordinator(std::string job_id, std::string job
       config_(std::move(config)),
       store_(std::move(store)),
       cb_(std::move(callbacks)),
-      io_(std::make_unique<SerialExecutor>("eddy-ckpt-io")) {}
+      io_(std::make_unique<SerialExecutor>("eddy-ckpt-io")) {
+  stats_.histograms.duration_s = EmptyHistogram(DurationBounds());
+  stats_.histograms.size_bytes = EmptyHistogram(SizeBounds());
+}
 
 CheckpointCoordinator::~CheckpointCoordinator() {
   io_.reset();
@@ -239,6 +275,13 @@ std::optional<SavepointStatus> CheckpointCoordinator::Savepoint(
   return it->second;
 }
 
+bool CheckpointCoordinator::StopPending() const {
+  for (const auto& [id, p] : pending_) {
+    if (p.stop) return true;
+  }
+  return false;
+}
+
 void CheckpointCoordinator::OnAcknowledge(const proto::AcknowledgeCheckpoint& ack) {
   if (ack.attempt_id() != attempt_) return;
   auto it = pending_.find(ack.checkpoint_id());
@@ -340,9 +383,29 @@ void CheckpointCoordinator::OnFinalized(int64_t id, Status written, std::string 
   stats_.last_path = path;
   stats_.durations_s.push_back(static_cast<double>(duration) / 1000.0);
   stats_.sizes.push_back(static_cast<double>(stats_.last_size));
+  stats_.full_sizes.push_back(static_cast<double>(stats_.last_full_size));
   if (stats_.durations_s.size() > 1024) {
     stats_.durations_s.erase(stats_.durations_s.begin());
     stats_.sizes.erase(stats_.sizes.begin());
+    stats_.full_sizes.erase(stats_.full_sizes.begin());
+  }
+  Observe(stats_.histograms.duration_s, static_cast<double>(duration) / 1000.0);
+  Observe(stats_.histograms.size_bytes, static_cast<double>(stats_.last_size));
+  {
+    CheckpointRecord r;
+    r.id = id;
+    r.savepoint = p.savepoint;
+    r.trigger_epoch_ms = p.trigger_epoch;
+    r.end_epoch_ms = EpochMillis();
+    r.duration_ms = duration;
+    r.acknowledged = static_cast<int>(p.acks.size());
+    r.tasks = tasks_;
+    r.size = stats_.last_size;
+    r.full_size = stats_.last_full_size;
+    r.alignment_ms = stats_.last_alignment_ms;
+    r.path = path;
+    (p.savepoint ? stats_.latest_savepoint : stats_.latest_completed) = r;
+    AddToHistory(std::move(r));
   }
   // Aborted checkpoints older than this one will never complete.
   std::vector<int64_t> older;
@@ -388,6 +451,18 @@ void CheckpointCoordinator::Fail(int64_t id, const std::string& why, bool count)
     ++stats_.failed;
     stats_.last_failure = what + ": " + why;
     cb_.log(what + " failed: " + why);
+    CheckpointRecord r;
+    r.id = id;
+    r.savepoint = p.savepoint;
+    r.status = CheckpointRecord::Status::kFailed;
+    r.trigger_epoch_ms = p.trigger_epoch;
+    r.end_epoch_ms = EpochMillis();
+    r.duration_ms = SteadyMillis() - p.trigger_steady;
+    r.acknowledged = static_cast<int>(p.acks.size());
+    r.tasks = tasks_;
+    r.failure = why;
+    stats_.latest_failed = r;
+    AddToHistory(std::move(r));
   }
   cb_.notify(id, false);
   if (count && !p.savepoint) {
@@ -487,9 +562,22 @@ void CheckpointCoordinator::ResolveRestore(
         return;
       }
       ++stats_.restored;
+      stats_.latest_restored =
+          RestoreRecord{found->checkpoint_id(), false, EpochMillis(), found->metadata_uri()};
       done(found);
     });
   });
+}
+
+void CheckpointCoordinator::RecordRestore(const proto::RestoreFrom& from, bool savepoint) {
+  ++stats_.restored;
+  stats_.latest_restored =
+      RestoreRecord{from.checkpoint_id(), savepoint, EpochMillis(), from.metadata_uri()};
+}
+
+void CheckpointCoordinator::AddToHistory(CheckpointRecord r) {
+  stats_.history.push_front(std::move(r));
+  if (stats_.history.size() > kHistorySize) stats_.history.pop_back();
 }
 
 Result<proto::RestoreFrom> CheckpointCoordinator::LocateSnapshot(

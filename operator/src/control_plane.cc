@@ -135,9 +135,13 @@ struct ControlPlane::Impl {
     // Checkpoints: the coordinator, and the snapshot the next attempt starts from.
     std::unique_ptr<CheckpointCoordinator> checkpoints;
     std::optional<proto::RestoreFrom> initial_restore;  // --from-savepoint
+    bool initial_restore_is_savepoint = false;          // (not a retained checkpoint)
     std::optional<proto::RestoreFrom> restore;          // resolved for the next attempt
     bool restore_resolved = false;
     bool restore_resolving = false;
+    // Every task finished while a stop-with-savepoint was in flight: the job finishes once the
+    // savepoint completed or failed (Tick).
+    bool finish_after_stop = false;
   };
 
   ControlPlaneOptions options;
@@ -402,6 +406,7 @@ struct ControlPlane::Impl {
       }
       r.set_allow_non_restored_state(sub.allow_non_restored_state);
       j.initial_restore = r;
+      j.initial_restore_is_savepoint = md->savepoint();
     }
     Job* jp = &j;
     CheckpointCoordinator::Callbacks cb;
@@ -485,6 +490,7 @@ struct ControlPlane::Impl {
       }
       j.restore = j.initial_restore;
       j.restore_resolved = true;
+      if (j.restore) j.checkpoints->RecordRestore(*j.restore, j.initial_restore_is_savepoint);
     }
     // Slot-sharing groups: subtask i of every vertex of a group shares slot (group base + i).
     std::map<std::string, int> group_width;
@@ -650,16 +656,28 @@ struct ControlPlane::Impl {
         for (const auto& x : v) all_finished &= x.state == proto::TASK_FINISHED;
       }
       if (all_finished) {
-        ReleaseAttempt(*j);
-        j->state = JobState::kFinished;
-        j->end_epoch = EpochMillis();
-        Log(JobLabel(*j) + " finished in " + std::to_string(j->end_epoch - j->start_epoch) + " ms" +
-            (j->restarts ? " after " + std::to_string(j->restarts) + " restart(s)" : ""));
-        ScheduleWaiting();
+        // With --drain the tasks end by themselves after the savepoint's barrier, possibly before
+        // their asynchronous snapshot uploads were acknowledged: keep the attempt (and the
+        // savepoint) alive until it completed or failed.
+        if (j->checkpoints->StopPending()) {
+          j->finish_after_stop = true;
+          return;
+        }
+        FinishJob(*j);
       }
     } else {
       CheckDrained(*j);
     }
+  }
+
+  void FinishJob(Job& j) {
+    j.finish_after_stop = false;
+    ReleaseAttempt(j);
+    j.state = JobState::kFinished;
+    j.end_epoch = EpochMillis();
+    Log(JobLabel(j) + " finished in " + std::to_string(j.end_epoch - j.start_epoch) + " ms" +
+        (j.restarts ? " after " + std::to_string(j.restarts) + " restart(s)" : ""));
+    ScheduleWaiting();
   }
 
   void OnHeartbeat(const std::string& worker, const proto::Heartbeat& hb) {
@@ -793,6 +811,7 @@ struct ControlPlane::Impl {
         CheckDrained(j);
       } else if (j.state == JobState::kRunning && j.attempt_live) {
         j.checkpoints->Tick(now);
+        if (j.finish_after_stop && !j.checkpoints->StopPending()) FinishJob(j);
       }
     }
   }

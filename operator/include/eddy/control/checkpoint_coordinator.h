@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "eddy/metrics/histogram.h"
 #include "eddy/proto/checkpoint.pb.h"
 #include "eddy/proto/control.pb.h"
 #include "eddy/serial_executor.h"
@@ -57,6 +58,40 @@ Result<CheckpointConfig> ParseCheckpointConfig(const YAML::Node& spec_root);
 /// The default checkpoint directory: file://$EDDY_HOME/checkpoints.
 std::string DefaultCheckpointStorage();
 
+/// One completed or failed checkpoint or savepoint, for REST's `latest` and `history`.
+struct CheckpointRecord {
+  enum class Status : uint8_t { kCompleted, kFailed };
+  int64_t id = 0;
+  bool savepoint = false;
+  Status status = Status::kCompleted;
+  int64_t trigger_epoch_ms = 0;
+  /// Completion (metadata written) or failure time, epoch ms.
+  int64_t end_epoch_ms = 0;
+  int64_t duration_ms = 0;
+  int acknowledged = 0;  ///< subtasks that acknowledged
+  int tasks = 0;         ///< subtasks of the attempt
+  uint64_t size = 0;     ///< bytes uploaded for it (0 when failed before all acknowledged)
+  uint64_t full_size = 0;
+  int64_t alignment_ms = 0;
+  std::string path;     ///< completed: its directory URI
+  std::string failure;  ///< failed: why
+};
+
+/// The snapshot an execution attempt last started from.
+struct RestoreRecord {
+  int64_t id = 0;  ///< checkpoint id recorded in its metadata
+  bool savepoint = false;
+  int64_t restore_epoch_ms = 0;
+  std::string path;  ///< URI of its `_metadata`
+};
+
+/// Cumulative histograms of completed checkpoints (every one since the job started, unlike the
+/// bounded `durations_s`/`sizes`), for /metrics. Bucket bounds are fixed (see the .cc).
+struct CheckpointHistograms {
+  metrics::HistogramSnapshot duration_s;
+  metrics::HistogramSnapshot size_bytes;
+};
+
 /// Counters and last-checkpoint figures (Flink's checkpoint metrics), read by REST and /metrics.
 struct CheckpointStats {
   uint64_t completed = 0;
@@ -72,8 +107,15 @@ struct CheckpointStats {
   int64_t last_alignment_ms = 0;
   std::string last_path;
   std::string last_failure;
-  /// Durations (s) and sizes (bytes) of completed checkpoints, for histograms.
-  std::vector<double> durations_s, sizes;
+  /// Durations (s), sizes and full sizes (bytes) of the last 1024 completed checkpoints.
+  std::vector<double> durations_s, sizes, full_sizes;
+  /// Latest completed checkpoint, savepoint and (counted) failure; the last restore.
+  std::optional<CheckpointRecord> latest_completed, latest_savepoint, latest_failed;
+  std::optional<RestoreRecord> latest_restored;
+  /// The last 10 completed or failed checkpoints and savepoints, newest first (Flink's
+  /// web.checkpoints.history).
+  std::deque<CheckpointRecord> history;
+  CheckpointHistograms histograms;
 };
 
 /// Status of a savepoint request (REST /jobs/:id/savepoints/:trigger).
@@ -134,12 +176,17 @@ class CheckpointCoordinator {
   Result<std::string> TriggerSavepoint(std::string dir, bool stop, bool drain);
   std::optional<SavepointStatus> Savepoint(const std::string& trigger_id) const;
 
+  /// Whether a stop-with-savepoint is in flight (triggered, not yet completed or failed).
+  bool StopPending() const;
+
   /// Whether a completed checkpoint exists to restore from.
   bool HasCompleted() const { return !completed_.empty(); }
   /// Finds the newest readable completed checkpoint (I/O thread), dropping unreadable ones with
   /// a log line and a metric; `done` gets it (nullopt: none completed) or an error when
   /// checkpoints completed but none is readable. `done` runs on the control thread.
   void ResolveRestore(std::function<void(Result<std::optional<proto::RestoreFrom>>)> done);
+  /// Counts a restore the coordinator did not resolve itself (the job's initial savepoint).
+  void RecordRestore(const proto::RestoreFrom& from, bool savepoint);
 
   /// Reads and checks a savepoint or checkpoint given by path (its directory or its
   /// `_metadata`), for `--from-savepoint`. Blocking: call before the job is scheduled.
@@ -170,6 +217,7 @@ class CheckpointCoordinator {
   void OnFinalized(int64_t id, Status written, std::string path);
   void Fail(int64_t id, const std::string& why, bool count);
   void ApplyRetention();
+  void AddToHistory(CheckpointRecord r);
 
   std::string job_id_;
   std::string job_name_;
