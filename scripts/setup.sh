@@ -46,3 +46,11 @@ if ! python3 -c "import pytest, jsonschema, yaml" 2>/dev/null; then
   python3 -m pip install -q pytest jsonschema pyyaml 2>/dev/null ||
     python3 -m pip install -q --break-system-packages pytest jsonschema pyyaml
 fi
+
+# S3 tests (tests/python/s3_harness.py): moto's S3-compatible server (Apache-2.0) and boto3/botocore
+# (the harness's own client, and the reference signer of test_s3_sigv4.py).
+if ! python3 -c "import moto.server, boto3, botocore" 2>/dev/null; then
+  echo "setup: installing moto[server] boto3" >&2
+  python3 -m pip install -q "moto[server]" boto3 2>/dev/null ||
+    python3 -m pip install -q --break-system-packages "moto[server]" boto3
+fi

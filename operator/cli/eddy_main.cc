@@ -1,7 +1,8 @@
 // eddy: the command-line front door. `eddy run JOB` runs a job spec in this process (local
 // embedded mode), `eddy plan JOB` prints its execution plan, `eddy validate JOB` only checks it.
 // `eddy cluster start|stop|status` manages a standing local cluster (control plane, REST API and
-// eddy-worker processes), and `eddy submit|list|cancel|wait` talk to a cluster's REST API.
+// eddy-worker processes), and `eddy submit|list|cancel|wait|savepoint|stop` talk to a cluster's
+// REST API.
 
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -23,6 +24,7 @@
 #include <cpprest/uri.h>
 #include <cpprest/uri_builder.h>
 
+#include <yaml-cpp/yaml.h>
 #include <nlohmann/json.hpp>
 
 #include <filesystem>
@@ -30,6 +32,7 @@
 #include <optional>
 #include <sstream>
 
+#include "eddy/control/checkpoint_coordinator.h"
 #include "eddy/control/control_metrics.h"
 #include "eddy/control/control_plane.h"
 #include "eddy/control/local_executor.h"
@@ -47,6 +50,13 @@ commands:
       [--restart-strategy none|fixed-delay|failure-rate|exponential-delay]
       [--metrics-port N]                     ... serving the control plane's /metrics on
                                              127.0.0.1:N (0 = any free port; workers: any port)
+      [--from-savepoint PATH]                start from a savepoint or retained checkpoint (its
+      [--allow-non-restored-state]           directory or _metadata); skip state of operators
+                                             the job no longer has
+      [--checkpoint-interval DURATION]       override the spec's checkpointing.interval (0 = off),
+      [--checkpoint-dir URI]                 checkpointing.storage and savepointDir
+      [--savepoint-dir URI]                  (checkpoints need worker processes: without
+                                             --workers these run on 1 worker with enough slots)
   plan JOB.yaml [--parallelism N] [--format text|dot|json]
                                              print the execution plan (operator chains, edges)
   validate JOB.yaml                          check a job spec without running it
@@ -62,9 +72,16 @@ standing local cluster (files in $EDDY_HOME/cluster, default ~/.cache/eddy/clust
 talking to a cluster (--rest URL, else $EDDY_REST, else the local cluster, else
 http://127.0.0.1:8081):
   submit JOB.yaml [--parallelism N]          submit a job; prints its job id
+      [--from-savepoint PATH] [--allow-non-restored-state]
+      [--checkpoint-interval D] [--checkpoint-dir URI] [--savepoint-dir URI]
   list                                       list the jobs (id, name, state, duration)
   cancel JOBID                               cancel a job
   wait JOBID [--timeout DURATION]            wait until the job ends; exit 0 if it finished
+  savepoint JOBID [DIR] [--timeout D]        take a savepoint into DIR (default: the job's
+                                             savepointDir); prints its path once written
+  stop JOBID [--savepoint-dir DIR] [--drain] stop the job with a savepoint (--drain: fire every
+      [--timeout D]                          event-time window first); prints the savepoint's
+                                             path and waits until the job has finished
 
 exit status: 0 success, 1 the job failed (or no cluster answered), 2 bad command line or job spec
 )";
@@ -94,8 +111,29 @@ struct Args {
   int rest_port = 8081;
   int rpc_port = 6123;
   bool foreground = false;
-  int64_t timeout_ms = -1;  // --timeout of `wait`; -1 = none
+  int64_t timeout_ms = -1;  // --timeout of `wait`, `savepoint`, `stop`; -1 = none
+  // Checkpoints and savepoints (run, submit, savepoint, stop). Local paths are made absolute.
+  std::string from_savepoint;
+  bool allow_non_restored_state = false;
+  std::optional<eddy::Duration> checkpoint_interval;
+  std::string checkpoint_dir;
+  std::string savepoint_dir;
+  bool drain = false;
+  /// Any of --from-savepoint, --checkpoint-interval, --checkpoint-dir, --savepoint-dir.
+  bool checkpoint_flags() const {
+    return !from_savepoint.empty() || checkpoint_interval || !checkpoint_dir.empty() ||
+           !savepoint_dir.empty();
+  }
 };
+
+/// A storage location given on the command line: URIs (`s3://…`, `file:///…`) as they are, local
+/// paths made absolute (a cluster may run in another directory).
+std::string StorageLocation(const std::string& s) {
+  if (s.find("://") != std::string::npos) return s;
+  std::error_code ec;
+  auto abs = std::filesystem::absolute(s, ec);
+  return ec ? s : abs.lexically_normal().string();
+}
 
 bool ParseArgs(int argc, char** argv, Args& a, std::string& err) {
   if (argc < 2) {
@@ -182,6 +220,29 @@ bool ParseArgs(int argc, char** argv, Args& a, std::string& err) {
       (s == "--rest-port" ? a.rest_port : a.rpc_port) = static_cast<int>(n);
     } else if (s == "--foreground") {
       a.foreground = true;
+    } else if (s == "--from-savepoint" || s == "--checkpoint-dir" || s == "--savepoint-dir") {
+      const char* v = value(s.c_str());
+      if (!v) return false;
+      if (*v == '\0') {
+        err = s + " needs a path or URI";
+        return false;
+      }
+      (s == "--from-savepoint"   ? a.from_savepoint
+       : s == "--checkpoint-dir" ? a.checkpoint_dir
+                                 : a.savepoint_dir) = StorageLocation(v);
+    } else if (s == "--allow-non-restored-state") {
+      a.allow_non_restored_state = true;
+    } else if (s == "--checkpoint-interval") {
+      const char* v = value("--checkpoint-interval");
+      if (!v) return false;
+      auto d = eddy::ParseDuration(v);
+      if (!d.ok() || (d->millis() != 0 && d->millis() < 10)) {
+        err = "--checkpoint-interval must be a duration of at least 10ms (0 = off), like 10s";
+        return false;
+      }
+      a.checkpoint_interval = *d;
+    } else if (s == "--drain") {
+      a.drain = true;
     } else if (s == "--timeout") {
       const char* v = value("--timeout");
       if (!v) return false;
@@ -198,13 +259,32 @@ bool ParseArgs(int argc, char** argv, Args& a, std::string& err) {
       a.positional.push_back(s);
     }
   }
-  // run, plan, validate and submit take one job file; cluster a subcommand; cancel, wait a job id.
+  // run, plan, validate and submit take one job file; cluster a subcommand; cancel, wait, stop a
+  // job id; savepoint a job id and an optional directory.
   if (!a.positional.empty()) a.job = a.positional[0];
-  if (a.positional.size() > 1) {
-    err = "unexpected argument " + a.positional[1];
+  size_t max_positional = a.command == "savepoint" ? 2 : 1;
+  if (a.positional.size() > max_positional) {
+    err = "unexpected argument " + a.positional[max_positional];
     return false;
   }
+  if (a.command == "savepoint" && a.positional.size() == 2) {
+    if (!a.savepoint_dir.empty()) {
+      err = "give the savepoint directory once: as an argument or with --savepoint-dir";
+      return false;
+    }
+    a.savepoint_dir = StorageLocation(a.positional[1]);
+  }
   return true;
+}
+
+/// Whether the job file's spec turns periodic checkpoints on (`checkpointing.interval` > 0).
+bool SpecEnablesCheckpoints(const std::string& path) {
+  try {
+    auto cc = eddy::control::ParseCheckpointConfig(YAML::LoadFile(path));
+    return cc.ok() && cc->enabled();
+  } catch (const YAML::Exception&) {
+    return false;  // the compiler has reported (or will report) what is wrong
+  }
 }
 
 /// `eddy run --workers W`: the control plane in this process, W eddy-worker processes.
@@ -227,6 +307,11 @@ int RunOnLocalCluster(const Args& args) {
     }
     sub.restart = *r;
   }
+  sub.from_savepoint = args.from_savepoint;
+  sub.allow_non_restored_state = args.allow_non_restored_state;
+  sub.checkpoint_interval = args.checkpoint_interval;
+  sub.checkpoint_storage = args.checkpoint_dir;
+  sub.savepoint_dir = args.savepoint_dir;
   ctl::ControlPlaneOptions o;
   o.rpc_bind_host = "127.0.0.1";
   o.rpc_port = 0;
@@ -442,7 +527,8 @@ RestTarget RestUrl(const Args& args) {
 
 HttpResult Http(const std::string& base, const web::http::method& method, const std::string& path,
                 const std::vector<std::pair<std::string, std::string>>& query = {},
-                const std::optional<std::string>& body = std::nullopt) {
+                const std::optional<std::string>& body = std::nullopt,
+                const std::string& content_type = "application/yaml") {
   HttpResult r;
   try {
     web::http::client::http_client_config config;
@@ -453,7 +539,7 @@ HttpResult Http(const std::string& base, const web::http::method& method, const 
     for (const auto& [k, v] : query) b.append_query(k, v, /*do_encoding=*/true);
     web::http::http_request req(method);
     req.set_request_uri(b.to_uri());
-    if (body) req.set_body(*body, "application/yaml");
+    if (body) req.set_body(*body, content_type);
     web::http::http_response resp = client.request(req).get();
     r.status = resp.status_code();
     r.body = resp.extract_utf8string(/*ignore_content_type=*/true).get();
@@ -653,6 +739,13 @@ int Submit(const Args& args) {
   std::vector<std::pair<std::string, std::string>> query = {{"baseDir", base_dir},
                                                             {"file", args.job}};
   if (args.parallelism > 0) query.emplace_back("parallelism", std::to_string(args.parallelism));
+  if (!args.from_savepoint.empty()) query.emplace_back("savepointPath", args.from_savepoint);
+  if (args.allow_non_restored_state) query.emplace_back("allowNonRestoredState", "true");
+  if (args.checkpoint_interval)
+    query.emplace_back("checkpointInterval",
+                       std::to_string(args.checkpoint_interval->millis()) + "ms");
+  if (!args.checkpoint_dir.empty()) query.emplace_back("checkpointDir", args.checkpoint_dir);
+  if (!args.savepoint_dir.empty()) query.emplace_back("savepointDir", args.savepoint_dir);
   RestTarget t = RestUrl(args);
   HttpResult r = Http(t.url, web::http::methods::POST, "/jobs", query, text.str());
   if (r.status == 0) return NoCluster(t, r);
@@ -747,6 +840,120 @@ int Wait(const Args& args) {
   return 1;
 }
 
+/// Triggers a savepoint (`stop`: stop-with-savepoint) and waits until it is written; prints its
+/// location on stdout. Returns the exit status.
+int TakeSavepoint(const Args& args, bool stop, const RestTarget& t) {
+  const std::string what = stop ? "stop job " + args.job : "savepoint of job " + args.job;
+  Json body = Json::object();
+  if (stop) {
+    if (!args.savepoint_dir.empty()) body["targetDirectory"] = args.savepoint_dir;
+    body["drain"] = args.drain;
+  } else {
+    if (!args.savepoint_dir.empty()) body["target-directory"] = args.savepoint_dir;
+  }
+  const auto start = std::chrono::steady_clock::now();
+  auto timed_out = [&] {
+    return args.timeout_ms >= 0 &&
+           std::chrono::steady_clock::now() - start > std::chrono::milliseconds(args.timeout_ms);
+  };
+  // 503: the job is deploying or restarting (not every task runs): try again for up to 60 s.
+  HttpResult r;
+  for (;;) {
+    r = Http(t.url, web::http::methods::POST, JobPath(args.job, stop ? "/stop" : "/savepoints"), {},
+             body.dump(), "application/json");
+    if (r.status == 0) return NoCluster(t, r);
+    if (r.status != 503 || timed_out() || g_interrupted ||
+        std::chrono::steady_clock::now() - start > std::chrono::seconds(60))
+      break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  }
+  Json j = r.Parsed();
+  if (r.status != 202 || !j.is_object() || !j.contains("request-id") ||
+      !j["request-id"].is_string()) {
+    std::string action = (stop ? "stop job " : "take a savepoint of job ") + args.job;
+    std::fprintf(stderr, "eddy: cannot %s: %s\n", action.c_str(), r.Errors().c_str());
+    return r.status == 400 ? 2 : 1;
+  }
+  std::string trigger = j["request-id"].get<std::string>();
+  std::fprintf(stderr, "eddy: %s: savepoint %s triggered\n", what.c_str(), trigger.c_str());
+  while (!g_interrupted) {
+    HttpResult st = Http(t.url, web::http::methods::GET,
+                         JobPath(args.job, "/savepoints/") + web::uri::encode_data_string(trigger));
+    if (st.status == 0) return NoCluster(t, st);
+    Json sj = st.Parsed();
+    if (st.status != 200 || !sj.is_object() || !sj.contains("status"))
+      return Unexpected("GET " + JobPath(args.job, "/savepoints/" + trigger), st);
+    if (sj["status"].value("id", std::string()) == "COMPLETED") {
+      const Json& op = sj["operation"];
+      if (op.is_object() && op.contains("location") && op["location"].is_string()) {
+        std::printf("%s\n", op["location"].get<std::string>().c_str());
+        std::fflush(stdout);
+        return 0;
+      }
+      std::string cause = op.is_object() && op.contains("failure-cause")
+                              ? op["failure-cause"].value("stack-trace", std::string("unknown"))
+                              : std::string("unknown");
+      std::fprintf(stderr, "eddy: the savepoint failed: %s\n", cause.c_str());
+      return 1;
+    }
+    if (timed_out()) {
+      std::fprintf(stderr,
+                   "eddy: savepoint %s is still in progress after the timeout (it may still "
+                   "complete: GET %s)\n",
+                   trigger.c_str(), JobPath(args.job, "/savepoints/" + trigger).c_str());
+      return 1;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  return 1;
+}
+
+int Savepoint(const Args& args) {
+  if (args.job.empty()) {
+    std::fprintf(stderr, "eddy: savepoint needs a job id (see `eddy list`)\n");
+    return 2;
+  }
+  return TakeSavepoint(args, /*stop=*/false, RestUrl(args));
+}
+
+/// Stop-with-savepoint: the savepoint's path on stdout, then waits until the job has ended.
+int Stop(const Args& args) {
+  if (args.job.empty()) {
+    std::fprintf(stderr, "eddy: stop needs a job id (see `eddy list`)\n");
+    return 2;
+  }
+  RestTarget t = RestUrl(args);
+  int rc = TakeSavepoint(args, /*stop=*/true, t);
+  if (rc != 0) return rc;
+  // The tasks end once the savepoint completed (after draining with --drain).
+  const auto start = std::chrono::steady_clock::now();
+  while (!g_interrupted) {
+    HttpResult r = Http(t.url, web::http::methods::GET, JobPath(args.job));
+    if (r.status == 0) return NoCluster(t, r);
+    Json j = r.Parsed();
+    if (r.status != 200 || !j.is_object() || !j.contains("state") || !j["state"].is_string())
+      return Unexpected("GET " + JobPath(args.job), r);
+    std::string state = j["state"].get<std::string>();
+    if (state == "FINISHED") {
+      std::fprintf(stderr, "eddy: job %s stopped\n", args.job.c_str());
+      return 0;
+    }
+    if (state == "FAILED" || state == "CANCELED") {
+      std::fprintf(stderr, "eddy: job %s ended %s after the savepoint\n", args.job.c_str(),
+                   state.c_str());
+      return 1;
+    }
+    if (args.timeout_ms >= 0 &&
+        std::chrono::steady_clock::now() - start > std::chrono::milliseconds(args.timeout_ms)) {
+      std::fprintf(stderr, "eddy: job %s is still %s after the timeout\n", args.job.c_str(),
+                   state.c_str());
+      return 1;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  return 1;
+}
+
 /// The commands that do not compile a job here; nullopt for the others.
 std::optional<int> RunRemoteCommand(const Args& args) {
   if (args.command == "cluster") {
@@ -761,6 +968,10 @@ std::optional<int> RunRemoteCommand(const Args& args) {
   if (args.command == "list") return List(args);
   if (args.command == "cancel") return Cancel(args);
   if (args.command == "wait") return Wait(args);
+  if (args.command == "savepoint" || args.command == "stop") {
+    std::signal(SIGINT, OnSignal);
+    return args.command == "savepoint" ? Savepoint(args) : Stop(args);
+  }
   return std::nullopt;
 }
 
@@ -815,7 +1026,34 @@ int main(int argc, char** argv) {
     if (args.format == "json") std::fputc('\n', stdout);
     return 0;
   }
+  if (!args.from_savepoint.empty()) {
+    // Checked here too, so that a wrong path fails before any worker starts.
+    auto found = eddy::control::CheckpointCoordinator::LocateSnapshot(args.from_savepoint, nullptr);
+    if (!found.ok()) {
+      std::fprintf(stderr, "eddy: --from-savepoint: %s\n", found.status().message().c_str());
+      return 2;
+    }
+  }
   if (args.workers > 0) return RunOnLocalCluster(args);
+  if (args.checkpoint_flags() || SpecEnablesCheckpoints(args.job)) {
+    // Checkpoints and savepoints are taken by worker processes: run on a local cluster of one
+    // worker with the slots the job needs.
+    auto jg = eddy::JobGraph::FromStreamGraph(graph);
+    if (!jg.ok()) {
+      std::fprintf(stderr, "eddy: invalid job: %s\n", jg.status().message().c_str());
+      return 2;
+    }
+    Args cluster_args = args;
+    cluster_args.workers = 1;
+    cluster_args.slots = std::max(1, jg->RequiredSlots());
+    if (!args.quiet) {
+      std::fprintf(stderr,
+                   "eddy: checkpoints and savepoints need worker processes: running on a local "
+                   "cluster of 1 worker with %d slots (choose with --workers/--slots)\n",
+                   cluster_args.slots);
+    }
+    return RunOnLocalCluster(cluster_args);
+  }
   eddy::control::LocalExecutor executor;
   g_executor = &executor;
   std::signal(SIGINT, OnSignal);

@@ -56,6 +56,44 @@ std::vector<prometheus::MetricFamily> CollectControlPlaneMetrics(ControlPlane& c
     auto uptime = FamilyBuilder::Gauge(
         "eddy_job_uptime_seconds",
         "Time since a job was submitted; for an ended job, how long it lasted (uptime).");
+    // Checkpoints (Flink's checkpointing metrics of the JobManager's job scope).
+    auto gauge = [](const char* name, const char* help) {
+      return FamilyBuilder::Gauge(name, help);
+    };
+    auto last_duration = gauge("eddy_job_last_checkpoint_duration_seconds",
+                               "Duration of the last completed checkpoint or savepoint, from "
+                               "trigger to metadata written (lastCheckpointDuration).");
+    auto last_size = gauge("eddy_job_last_checkpoint_size_bytes",
+                           "State bytes uploaded for the last completed checkpoint; with "
+                           "incremental snapshots only the new files (lastCheckpointSize).");
+    auto last_full_size = gauge("eddy_job_last_checkpoint_full_size_bytes",
+                                "Size of the whole state of the last completed checkpoint "
+                                "(lastCheckpointFullSize).");
+    auto last_alignment = gauge("eddy_job_last_checkpoint_alignment_seconds",
+                                "Longest barrier alignment of any subtask in the last completed "
+                                "checkpoint (checkpointAlignmentTime).");
+    auto in_progress = gauge("eddy_job_checkpoints_in_progress",
+                             "Checkpoints and savepoints triggered and not yet completed or "
+                             "failed (numberOfInProgressCheckpoints).");
+    auto completed = FamilyBuilder::Counter("eddy_job_checkpoints_completed_total",
+                                            "Checkpoints and savepoints completed "
+                                            "(numberOfCompletedCheckpoints).");
+    auto failed = FamilyBuilder::Counter("eddy_job_checkpoints_failed_total",
+                                         "Checkpoints and savepoints that failed: declined, "
+                                         "expired or not written (numberOfFailedCheckpoints).");
+    auto restores = FamilyBuilder::Counter("eddy_job_checkpoint_restores_total",
+                                           "Execution attempts started from a checkpoint or "
+                                           "savepoint (numberOfRestoredCheckpoints).");
+    auto fallbacks = FamilyBuilder::Counter(
+        "eddy_job_checkpoint_restore_fallbacks_total",
+        "Restores that skipped an unreadable (missing, truncated or corrupt) newest checkpoint "
+        "for an older one.");
+    auto duration_hist = FamilyBuilder::Histogram(
+        "eddy_job_checkpoint_duration_seconds",
+        "Durations of completed checkpoints and savepoints (checkpointDuration).");
+    auto size_hist = FamilyBuilder::Histogram(
+        "eddy_job_checkpoint_size_bytes",
+        "State bytes uploaded per completed checkpoint or savepoint (checkpointedSize).");
     const int64_t now = EpochMillis();
     for (const JobInfo& j : jobs) {
       const metrics::Labels l{{"job", j.name}, {"job_id", j.id}};
@@ -67,10 +105,31 @@ std::vector<prometheus::MetricFamily> CollectControlPlaneMetrics(ControlPlane& c
       }
       int64_t end = IsTerminal(j.state) && j.end_time_ms >= 0 ? j.end_time_ms : now;
       uptime.Add(l, static_cast<double>(std::max<int64_t>(0, end - j.start_time_ms)) / 1e3);
+      const CheckpointStats& c = j.checkpoints;
+      // The last-checkpoint gauges exist once a checkpoint completed (Flink reports -1 before).
+      if (c.completed > 0) {
+        last_duration.Add(l, static_cast<double>(c.last_duration_ms) / 1e3);
+        last_size.Add(l, static_cast<double>(c.last_size));
+        last_full_size.Add(l, static_cast<double>(c.last_full_size));
+        last_alignment.Add(l, static_cast<double>(c.last_alignment_ms) / 1e3);
+      }
+      in_progress.Add(l, c.in_progress);
+      completed.Add(l, static_cast<double>(c.completed));
+      failed.Add(l, static_cast<double>(c.failed));
+      restores.Add(l, static_cast<double>(c.restored));
+      fallbacks.Add(l, static_cast<double>(c.restore_fallbacks));
+      duration_hist.Add(l, c.histograms.duration_s);
+      size_hist.Add(l, c.histograms.size_bytes);
     }
     out.push_back(restarts.Build());
     out.push_back(state.Build());
     out.push_back(uptime.Build());
+    for (auto* f : {&last_duration, &last_size, &last_full_size, &last_alignment, &in_progress,
+                    &completed, &failed, &restores, &fallbacks, &duration_hist, &size_hist}) {
+      prometheus::MetricFamily family = f->Build();
+      // No job completed a checkpoint yet: leave the last-checkpoint gauges out.
+      if (!family.metric.empty()) out.push_back(std::move(family));
+    }
   }
   return out;
 }

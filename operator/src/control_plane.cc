@@ -18,6 +18,7 @@
 
 #include <zmq.hpp>
 
+#include "eddy/control/checkpoint_coordinator.h"
 #include "eddy/graph/stream_graph.h"
 #include "eddy/rpc/envelope.h"
 #include "eddy/spec/job_spec.h"
@@ -131,6 +132,16 @@ struct ControlPlane::Impl {
     int64_t restart_at = 0;
     int64_t drain_deadline = 0;
     bool cancel_requested = false;
+    // Checkpoints: the coordinator, and the snapshot the next attempt starts from.
+    std::unique_ptr<CheckpointCoordinator> checkpoints;
+    std::optional<proto::RestoreFrom> initial_restore;  // --from-savepoint
+    bool initial_restore_is_savepoint = false;          // (not a retained checkpoint)
+    std::optional<proto::RestoreFrom> restore;          // resolved for the next attempt
+    bool restore_resolved = false;
+    bool restore_resolving = false;
+    // Every task finished while a stop-with-savepoint was in flight: the job finishes once the
+    // savepoint completed or failed (Tick).
+    bool finish_after_stop = false;
   };
 
   ControlPlaneOptions options;
@@ -155,6 +166,14 @@ struct ControlPlane::Impl {
 
   void Log(const std::string& s) const {
     if (options.verbose) std::fprintf(stderr, "eddy: %s\n", s.c_str());
+  }
+
+  void Post(std::move_only_function<void()> f) {
+    {
+      std::lock_guard lock(mu);
+      commands.push_back(std::move(f));
+    }
+    Wake();
   }
 
   void Wake() {
@@ -334,6 +353,7 @@ struct ControlPlane::Impl {
     j->restart = std::make_unique<RestartStrategy>(rc, next_job + 1);
     j->id = NewJobId(next_job++);
     j->name = j->compiled.name;
+    EDDY_RETURN_NOT_OK(SetUpCheckpoints(*j, sub));
     j->plan_json = j->graph->ToJson();
     j->start_epoch = EpochMillis();
     j->submission = std::move(sub);
@@ -345,6 +365,82 @@ struct ControlPlane::Impl {
     job_order.push_back(id);
     TrySchedule(*jobs[id]);
     return id;
+  }
+
+  /// The job's checkpoint coordinator and, for --from-savepoint, the snapshot to start from.
+  Status SetUpCheckpoints(Job& j, const JobSubmission& sub) {
+    YAML::Node root;
+    try {
+      root = YAML::Load(sub.spec_text);
+    } catch (const YAML::Exception&) {
+    }
+    EDDY_ASSIGN_OR_RETURN(CheckpointConfig cc, ParseCheckpointConfig(root));
+    if (sub.checkpoint_interval) cc.interval = *sub.checkpoint_interval;
+    if (!sub.checkpoint_storage.empty()) cc.storage = sub.checkpoint_storage;
+    if (!sub.savepoint_dir.empty()) cc.savepoint_dir = sub.savepoint_dir;
+    if (cc.storage.empty()) cc.storage = DefaultCheckpointStorage();
+    std::shared_ptr<storage::ObjectStore> store;
+    {
+      auto opened = storage::OpenObjectStore(storage::JoinKey(cc.storage, j.id));
+      if (!opened.ok()) return opened.status().WithContext("checkpointing.storage");
+      store = std::move(*opened);
+    }
+    if (!sub.from_savepoint.empty()) {
+      std::shared_ptr<proto::CheckpointMetadata> md;
+      EDDY_ASSIGN_OR_RETURN(proto::RestoreFrom r,
+                            CheckpointCoordinator::LocateSnapshot(sub.from_savepoint, &md));
+      std::set<std::string> uids;
+      for (const auto& n : j.compiled.env->graph().nodes()) uids.insert(n.uid);
+      for (const auto& op : md->operators()) {
+        bool has_state = false;
+        for (const auto& st : op.subtasks()) {
+          has_state = has_state || st.has_keyed() || !st.operator_state().empty() ||
+                      !st.raw().empty() || !st.timers().empty();
+        }
+        if (has_state && !uids.count(op.uid()) && !sub.allow_non_restored_state) {
+          return Status::InvalidArgument(
+              "the savepoint " + sub.from_savepoint + " has state for operator '" + op.name() +
+              "' (uid " + op.uid() +
+              ") that the job does not have; change the job or pass --allow-non-restored-state");
+        }
+      }
+      r.set_allow_non_restored_state(sub.allow_non_restored_state);
+      j.initial_restore = r;
+      j.initial_restore_is_savepoint = md->savepoint();
+    }
+    Job* jp = &j;
+    CheckpointCoordinator::Callbacks cb;
+    cb.trigger = [this, jp](const proto::TriggerCheckpoint& t) {
+      proto::Envelope e;
+      *e.mutable_trigger_checkpoint() = t;
+      std::set<std::string> sources;
+      for (const auto& v : jp->graph->vertices()) {
+        if (!jp->graph->stream_graph().node(v.head).is_source) continue;
+        for (const auto& task : jp->tasks[static_cast<size_t>(v.id.value())]) {
+          sources.insert(task.worker);
+        }
+      }
+      for (const auto& w : sources) {
+        if (workers.count(w)) SendTo(w, e);
+      }
+    };
+    cb.notify = [this, jp](int64_t id, bool completed) {
+      if (!jp->attempt_live) return;
+      proto::Envelope e;
+      auto* n = e.mutable_notify_checkpoint();
+      n->set_attempt_id(jp->attempt);
+      n->set_checkpoint_id(id);
+      n->set_completed(completed);
+      SendAll(*jp, e);
+    };
+    cb.post = [this](std::move_only_function<void()> f) { Post(std::move(f)); };
+    cb.log = [this, jp](const std::string& m) { Log(JobLabel(*jp) + ": " + m); };
+    cb.fail = [this, jp](const std::string& m) {
+      if (jp->state == JobState::kRunning) FailAttempt(*jp, m);
+    };
+    j.checkpoints = std::make_unique<CheckpointCoordinator>(j.id, j.compiled.name, std::move(cc),
+                                                            std::move(store), std::move(cb));
+    return Status::Ok();
   }
 
   static Result<RestartStrategyConfig> RestartStrategyFromSpec(const std::string& text) {
@@ -369,6 +465,33 @@ struct ControlPlane::Impl {
 
   void TrySchedule(Job& j) {
     const JobGraph& g = *j.graph;
+    if (!j.restore_resolved) {
+      // Newest readable completed checkpoint first (I/O off this thread), else the savepoint the
+      // job was submitted with, else nothing.
+      if (j.checkpoints->HasCompleted()) {
+        if (j.restore_resolving) return;
+        j.restore_resolving = true;
+        Job* jp = &j;
+        j.checkpoints->ResolveRestore([this, jp](Result<std::optional<proto::RestoreFrom>> r) {
+          jp->restore_resolving = false;
+          if (jp->state != JobState::kCreated) return;
+          if (!r.ok()) {
+            jp->failure = r.status().message();
+            jp->state = JobState::kFailed;
+            jp->end_epoch = EpochMillis();
+            Log(JobLabel(*jp) + " failed: " + jp->failure);
+            return;
+          }
+          jp->restore = *r;
+          jp->restore_resolved = true;
+          TrySchedule(*jp);
+        });
+        return;
+      }
+      j.restore = j.initial_restore;
+      j.restore_resolved = true;
+      if (j.restore) j.checkpoints->RecordRestore(*j.restore, j.initial_restore_is_savepoint);
+    }
     // Slot-sharing groups: subtask i of every vertex of a group shares slot (group base + i).
     std::map<std::string, int> group_width;
     for (const auto& v : g.vertices()) {
@@ -429,8 +552,9 @@ struct ControlPlane::Impl {
         j.workers.insert(ts[static_cast<size_t>(s)].worker);
       }
     }
-    // Every attempt starts its file sinks afresh (no checkpoints yet: a restart is a rerun).
-    for (const auto& path : j.compiled.output_files) {
+    // An attempt that starts from scratch starts its file sinks afresh; one restored from a
+    // checkpoint appends (at-least-once; transactional sinks commit only what checkpoints cover).
+    for (const auto& path : j.restore ? std::vector<std::string>{} : j.compiled.output_files) {
       std::error_code ec;
       auto parent = std::filesystem::path(path).parent_path();
       if (!parent.empty()) std::filesystem::create_directories(parent, ec);
@@ -446,6 +570,23 @@ struct ControlPlane::Impl {
     d->set_base_dir(j.submission.base_dir);
     d->set_parallelism(j.submission.parallelism);
     d->set_buffer_timeout_ms(options.buffer_timeout_ms);
+    d->set_checkpoint_dir(j.checkpoints->job_dir());
+    d->set_exactly_once(j.checkpoints->config().exactly_once);
+    if (j.restore) {
+      *d->mutable_restore() = *j.restore;
+      Log(JobLabel(j) + " restores from " + (j.restore->checkpoint_id() ? "checkpoint " : "") +
+          (j.restore->checkpoint_id() ? std::to_string(j.restore->checkpoint_id()) + " at " : "") +
+          j.restore->metadata_uri());
+    }
+    // The next attempt resolves its own restore point again.
+    j.restore_resolved = false;
+    std::map<std::string, int> max_par;
+    int ntasks = 0;
+    for (const auto& v : g.vertices()) {
+      ntasks += v.parallelism;
+      for (NodeId n : v.nodes) max_par[g.stream_graph().node(n).uid] = v.max_parallelism;
+    }
+    j.checkpoints->OnAttemptDeployed(j.attempt, ntasks, std::move(max_par));
     for (const auto& v : g.vertices()) {
       for (int s = 0; s < v.parallelism; ++s) {
         auto* p = d->add_placements();
@@ -486,6 +627,7 @@ struct ControlPlane::Impl {
       for (auto& v : j->tasks) {
         for (auto& t : v) t.state = proto::TASK_RUNNING;
       }
+      j->checkpoints->SetAllRunning(true);
     }
   }
 
@@ -499,6 +641,8 @@ struct ControlPlane::Impl {
     }
     Task& t = j->tasks[static_cast<size_t>(u.vertex())][static_cast<size_t>(u.subtask())];
     t.state = u.state();
+    // Checkpoints need every task running (a finished source injects no barrier).
+    if (u.state() != proto::TASK_RUNNING) j->checkpoints->SetAllRunning(false);
     if (u.state() == proto::TASK_FAILED && j->state == JobState::kRunning) {
       const auto& v = j->graph->vertex(VertexId(u.vertex()));
       FailAttempt(*j, "task '" + v.name + "' (" + std::to_string(u.subtask() + 1) + "/" +
@@ -512,16 +656,28 @@ struct ControlPlane::Impl {
         for (const auto& x : v) all_finished &= x.state == proto::TASK_FINISHED;
       }
       if (all_finished) {
-        ReleaseAttempt(*j);
-        j->state = JobState::kFinished;
-        j->end_epoch = EpochMillis();
-        Log(JobLabel(*j) + " finished in " + std::to_string(j->end_epoch - j->start_epoch) + " ms" +
-            (j->restarts ? " after " + std::to_string(j->restarts) + " restart(s)" : ""));
-        ScheduleWaiting();
+        // With --drain the tasks end by themselves after the savepoint's barrier, possibly before
+        // their asynchronous snapshot uploads were acknowledged: keep the attempt (and the
+        // savepoint) alive until it completed or failed.
+        if (j->checkpoints->StopPending()) {
+          j->finish_after_stop = true;
+          return;
+        }
+        FinishJob(*j);
       }
     } else {
       CheckDrained(*j);
     }
+  }
+
+  void FinishJob(Job& j) {
+    j.finish_after_stop = false;
+    ReleaseAttempt(j);
+    j.state = JobState::kFinished;
+    j.end_epoch = EpochMillis();
+    Log(JobLabel(j) + " finished in " + std::to_string(j.end_epoch - j.start_epoch) + " ms" +
+        (j.restarts ? " after " + std::to_string(j.restarts) + " restart(s)" : ""));
+    ScheduleWaiting();
   }
 
   void OnHeartbeat(const std::string& worker, const proto::Heartbeat& hb) {
@@ -550,6 +706,7 @@ struct ControlPlane::Impl {
 
   void ReleaseAttempt(Job& j) {
     if (!j.attempt_live) return;
+    j.checkpoints->OnAttemptEnded();
     proto::Envelope e;
     e.mutable_release()->set_attempt_id(j.attempt);
     SendAll(j, e);
@@ -563,6 +720,7 @@ struct ControlPlane::Impl {
       return;
     j.failure = cause;
     Log(JobLabel(j) + " failing: " + cause);
+    j.checkpoints->OnAttemptEnded();
     j.state = JobState::kFailing;
     proto::Envelope e;
     e.mutable_cancel()->set_attempt_id(j.attempt);
@@ -621,6 +779,7 @@ struct ControlPlane::Impl {
       return Status::Ok();
     }
     j.state = JobState::kCanceling;
+    j.checkpoints->OnAttemptEnded();
     proto::Envelope e;
     e.mutable_cancel()->set_attempt_id(j.attempt);
     SendAll(j, e);
@@ -650,6 +809,9 @@ struct ControlPlane::Impl {
         }
       } else if (j.state == JobState::kFailing || j.state == JobState::kCanceling) {
         CheckDrained(j);
+      } else if (j.state == JobState::kRunning && j.attempt_live) {
+        j.checkpoints->Tick(now);
+        if (j.finish_after_stop && !j.checkpoints->StopPending()) FinishJob(j);
       }
     }
   }
@@ -697,6 +859,14 @@ struct ControlPlane::Impl {
         case proto::Envelope::kTaskState:
           OnTaskState(from, env->task_state());
           break;
+        case proto::Envelope::kAckCheckpoint:
+          if (Job* j = JobOfAttempt(env->ack_checkpoint().attempt_id()))
+            j->checkpoints->OnAcknowledge(env->ack_checkpoint());
+          break;
+        case proto::Envelope::kDeclineCheckpoint:
+          if (Job* j = JobOfAttempt(env->decline_checkpoint().attempt_id()))
+            j->checkpoints->OnDecline(env->decline_checkpoint());
+          break;
         default:
           Malformed("unexpected message kind " + std::to_string(env->body_case()) + " from " +
                     from);
@@ -743,6 +913,9 @@ struct ControlPlane::Impl {
     info.restarts = j.restarts;
     info.failure = j.failure;
     info.plan_json = j.plan_json;
+    info.checkpoint_config = j.checkpoints->config();
+    info.checkpoints = j.checkpoints->stats();
+    info.checkpoint_dir = j.checkpoints->job_dir();
     for (const auto& v : j.graph->vertices()) {
       VertexInfo vi;
       vi.id = v.id.value();
@@ -899,6 +1072,30 @@ ClusterInfo ControlPlane::Cluster() {
       c.jobs_failed += j->state == JobState::kFailed;
     }
     return c;
+  });
+}
+
+Result<std::string> ControlPlane::TriggerSavepoint(const std::string& job_id,
+                                                   const std::string& dir, bool stop, bool drain) {
+  return impl_->Call([&]() -> Result<std::string> {
+    auto it = impl_->jobs.find(job_id);
+    if (it == impl_->jobs.end()) return Status::NotFound("no job " + job_id);
+    if (it->second->state != JobState::kRunning) {
+      return Status::Unavailable("job " + job_id + " is " +
+                                 std::string(JobStateName(it->second->state)) + ", not RUNNING");
+    }
+    return it->second->checkpoints->TriggerSavepoint(dir, stop, drain);
+  });
+}
+
+Result<SavepointStatus> ControlPlane::SavepointState(const std::string& job_id,
+                                                     const std::string& trigger_id) {
+  return impl_->Call([&]() -> Result<SavepointStatus> {
+    auto it = impl_->jobs.find(job_id);
+    if (it == impl_->jobs.end()) return Status::NotFound("no job " + job_id);
+    auto st = it->second->checkpoints->Savepoint(trigger_id);
+    if (!st) return Status::NotFound("no savepoint request " + trigger_id + " for job " + job_id);
+    return *st;
   });
 }
 

@@ -23,7 +23,11 @@
 #include <set>
 #include <sstream>
 #include <string>
+#include <variant>
 #include <vector>
+
+#include "eddy/spec/job_spec.h"
+#include "operator/src/rest_checkpoints.h"
 
 namespace eddy::control {
 
@@ -59,6 +63,13 @@ RestResponse MethodNotAllowed(const RestRequest& r, const char* allowed) {
 
 RestResponse JobNotFound(const std::string& id) {
   return Error(404, "Job " + id + " not found");
+}
+
+/// "true" or "false" (Flink's boolean query parameters).
+std::optional<bool> ParseBool(const std::string& s) {
+  if (s == "true") return true;
+  if (s == "false") return false;
+  return std::nullopt;
 }
 
 /// Parses a whole decimal integer in [lo, hi].
@@ -337,14 +348,28 @@ RestResponse Config() {
 RestResponse Index() {
   Json o = Json::object();
   o["flink-version"] = kEddyRestVersion;
-  o["endpoints"] = Json::array(
-      {"GET /overview", "GET /config", "GET /jobs", "POST /jobs", "GET /jobs/overview",
-       "GET /jobs/:jobid", "PATCH /jobs/:jobid?mode=cancel", "GET /jobs/:jobid/plan",
-       "GET /jobs/:jobid/exceptions", "GET /jobs/:jobid/metrics",
-       "GET /jobs/:jobid/vertices/:vertexid", "GET /jobs/:jobid/vertices/:vertexid/backpressure",
-       "GET /jobs/:jobid/vertices/:vertexid/watermarks",
-       "GET /jobs/:jobid/vertices/:vertexid/metrics", "GET /taskmanagers",
-       "GET /taskmanagers/:taskmanagerid"});
+  o["endpoints"] = Json::array({"GET /overview",
+                                "GET /config",
+                                "GET /jobs",
+                                "POST /jobs",
+                                "GET /jobs/overview",
+                                "GET /jobs/:jobid",
+                                "PATCH /jobs/:jobid?mode=cancel",
+                                "GET /jobs/:jobid/plan",
+                                "GET /jobs/:jobid/exceptions",
+                                "GET /jobs/:jobid/metrics",
+                                "GET /jobs/:jobid/checkpoints",
+                                "GET /jobs/:jobid/checkpoints/config",
+                                "GET /jobs/:jobid/checkpoints/details/:checkpointid",
+                                "POST /jobs/:jobid/savepoints",
+                                "GET /jobs/:jobid/savepoints/:triggerid",
+                                "POST /jobs/:jobid/stop",
+                                "GET /jobs/:jobid/vertices/:vertexid",
+                                "GET /jobs/:jobid/vertices/:vertexid/backpressure",
+                                "GET /jobs/:jobid/vertices/:vertexid/watermarks",
+                                "GET /jobs/:jobid/vertices/:vertexid/metrics",
+                                "GET /taskmanagers",
+                                "GET /taskmanagers/:taskmanagerid"});
   return Reply(200, o);
 }
 
@@ -391,6 +416,36 @@ RestResponse SubmitJob(ControlPlane& cp, const RestRequest& r) {
   if (auto it = r.query.find("file"); it != r.query.end() && !it->second.empty()) {
     sub.spec_file = it->second;
   }
+  // Flink's run-request names for the savepoint to start from.
+  if (auto it = r.query.find("savepointPath"); it != r.query.end()) {
+    if (it->second.empty()) return Error(400, "savepointPath is empty");
+    if (it->second[0] != '/' && it->second.find("://") == std::string::npos)
+      return Error(400,
+                   "savepointPath must be an absolute path or a URI, not '" + it->second + "'");
+    sub.from_savepoint = it->second;
+  }
+  if (auto it = r.query.find("allowNonRestoredState"); it != r.query.end()) {
+    auto b = ParseBool(it->second);
+    if (!b) return Error(400, "allowNonRestoredState must be true or false");
+    sub.allow_non_restored_state = *b;
+  }
+  // Eddy's overrides of the spec's checkpointing.interval / .storage and savepointDir.
+  if (auto it = r.query.find("checkpointInterval"); it != r.query.end()) {
+    auto d = ParseDuration(it->second);
+    if (!d.ok() || (d->millis() != 0 && d->millis() < 10))
+      return Error(400, "checkpointInterval must be a duration of at least 10ms (0 = off), not '" +
+                            it->second + "'");
+    sub.checkpoint_interval = *d;
+  }
+  for (const auto& [param, field] : {std::pair{"checkpointDir", &sub.checkpoint_storage},
+                                     std::pair{"savepointDir", &sub.savepoint_dir}}) {
+    auto it = r.query.find(param);
+    if (it == r.query.end()) continue;
+    if (it->second.empty() || (it->second[0] != '/' && it->second.find("://") == std::string::npos))
+      return Error(
+          400, std::string(param) + " must be an absolute path or a URI, not '" + it->second + "'");
+    *field = it->second;
+  }
   auto id = cp.Submit(std::move(sub));
   if (!id.ok()) {
     const Status& s = id.status();
@@ -407,8 +462,8 @@ RestResponse CancelJob(ControlPlane& cp, const RestRequest& r, const std::string
   auto mode = r.query.find("mode");
   if (mode != r.query.end() && mode->second != "cancel") {
     if (mode->second == "stop")
-      return Error(400,
-                   "mode=stop needs savepoints, which Eddy does not have yet; use mode=cancel");
+      return Error(400, "mode=stop is not supported; stop with a savepoint through POST /jobs/" +
+                            id + "/stop");
     return Error(400, "unknown termination mode '" + mode->second + "' (use mode=cancel)");
   }
   auto job = cp.Job(id);
@@ -550,6 +605,131 @@ RestResponse TaskManagers(ControlPlane& cp) {
   return Reply(200, out);
 }
 
+/// The body of a POST as a JSON object (an empty body is `{}`) whose keys are all in `allowed`;
+/// else the 400 to answer.
+std::variant<Json, RestResponse> JsonBody(const RestRequest& r,
+                                          std::initializer_list<const char*> allowed) {
+  bool blank = true;
+  for (char c : r.body) blank &= c == ' ' || c == '\t' || c == '\r' || c == '\n';
+  if (blank) return Json::object();
+  Json j = Json::parse(r.body, nullptr, /*allow_exceptions=*/false);
+  if (j.is_discarded() || !j.is_object())
+    return Error(400, "the request body must be a JSON object");
+  for (const auto& [k, v] : j.items()) {
+    if (std::find_if(allowed.begin(), allowed.end(), [&](const char* a) { return k == a; }) ==
+        allowed.end()) {
+      std::string names;
+      for (const char* a : allowed) names += (names.empty() ? "" : ", ") + std::string(a);
+      return Error(400, "unknown field '" + k + "' in the request body (known: " + names + ")");
+    }
+  }
+  return j;
+}
+
+/// `field` of `body` as a string: absent or null = "", else 400 unless a string.
+std::optional<RestResponse> StringField(const Json& body, const char* field, std::string& out) {
+  if (!body.contains(field) || body[field].is_null()) return std::nullopt;
+  if (!body[field].is_string()) return Error(400, std::string(field) + " must be a string");
+  out = body[field].get<std::string>();
+  if (!out.empty() && out[0] != '/' && out.find("://") == std::string::npos)
+    return Error(400, std::string(field) + " must be an absolute path or a URI, not '" + out + "'");
+  return std::nullopt;
+}
+
+/// `field` of `body` as a bool: absent or null = false, else 400 unless a bool.
+std::optional<RestResponse> BoolField(const Json& body, const char* field, bool& out) {
+  if (!body.contains(field) || body[field].is_null()) return std::nullopt;
+  if (!body[field].is_boolean()) return Error(400, std::string(field) + " must be true or false");
+  out = body[field].get<bool>();
+  return std::nullopt;
+}
+
+/// Flink's `POST /jobs/:id/savepoints` (`{"target-directory", "cancel-job"}`) and
+/// `POST /jobs/:id/stop` (`{"targetDirectory", "drain"}`): 202 `{"request-id"}`.
+RestResponse TriggerSavepoint(ControlPlane& cp, const RestRequest& r, const std::string& id,
+                              bool stop_request) {
+  auto job = cp.Job(id);
+  if (!job) return JobNotFound(id);
+  auto parsed = stop_request ? JsonBody(r, {"targetDirectory", "drain", "formatType"})
+                             : JsonBody(r, {"target-directory", "cancel-job", "formatType"});
+  if (auto* err = std::get_if<RestResponse>(&parsed)) return *err;
+  const Json& body = std::get<Json>(parsed);
+  std::string dir;
+  bool stop = stop_request, drain = false;
+  std::optional<RestResponse> bad =
+      StringField(body, stop_request ? "targetDirectory" : "target-directory", dir);
+  if (!bad)
+    bad = stop_request ? BoolField(body, "drain", drain) : BoolField(body, "cancel-job", stop);
+  if (!bad && body.contains("formatType") && body["formatType"] != "CANONICAL")
+    bad = Error(400, "formatType: only CANONICAL savepoints exist");
+  if (bad) return *bad;
+  if (IsTerminal(job->state)) {
+    return Error(409, "Job " + id + " is " + std::string(JobStateName(job->state)) +
+                          "; a savepoint needs a running job");
+  }
+  auto trigger = cp.TriggerSavepoint(id, dir, stop, drain);
+  if (!trigger.ok()) {
+    const Status& s = trigger.status();
+    if (s.code() == StatusCode::kNotFound) return JobNotFound(id);
+    // Unavailable: not every task runs yet (deploying, restarting): try again shortly.
+    return Error(s.IsRetryable()                     ? 503
+                 : s.code() == StatusCode::kInternal ? 500
+                                                     : 400,
+                 s.message());
+  }
+  Json out = Json::object();
+  out["request-id"] = *trigger;
+  return Reply(202, out);
+}
+
+RestResponse SavepointStatusOf(ControlPlane& cp, const std::string& id,
+                               const std::string& trigger) {
+  auto st = cp.SavepointState(id, trigger);
+  if (!st.ok()) {
+    if (!cp.Job(id)) return JobNotFound(id);
+    return Error(404, "Operation not found: no savepoint request " + trigger + " for job " + id);
+  }
+  return Reply(200, rest::SavepointOperation(*st));
+}
+
+/// `/jobs/:id/checkpoints[/config | /details/:checkpointid]` and `/jobs/:id/savepoints[/:trigger]`,
+/// `/jobs/:id/stop`; nullopt for other paths.
+std::optional<RestResponse> RouteCheckpoints(ControlPlane& cp, const RestRequest& r,
+                                             const std::vector<std::string>& p) {
+  if (p.size() < 3) return std::nullopt;
+  const std::string& id = p[1];
+  const bool get = r.method == "GET", post = r.method == "POST";
+  if (p[2] == "stop" && p.size() == 3) {
+    return post ? TriggerSavepoint(cp, r, id, /*stop_request=*/true) : MethodNotAllowed(r, "POST");
+  }
+  if (p[2] == "savepoints") {
+    if (p.size() == 3) {
+      return post ? TriggerSavepoint(cp, r, id, /*stop_request=*/false)
+                  : MethodNotAllowed(r, "POST");
+    }
+    if (p.size() == 4) return get ? SavepointStatusOf(cp, id, p[3]) : MethodNotAllowed(r, "GET");
+    return NotFound(r);
+  }
+  if (p[2] != "checkpoints") return std::nullopt;
+  const bool config = p.size() == 4 && p[3] == "config";
+  const bool details = p.size() == 5 && p[3] == "details";
+  if (p.size() != 3 && !config && !details) return NotFound(r);
+  if (!get) return MethodNotAllowed(r, "GET");
+  auto job = cp.Job(id);
+  if (!job) return JobNotFound(id);
+  if (config) return Reply(200, rest::CheckpointConfigInfo(*job));
+  if (details) {
+    auto cid = ParseInt(p[4], 1, INT64_MAX / 10);
+    auto found = cid ? rest::CheckpointDetails(*job, *cid) : std::nullopt;
+    if (!found) {
+      return Error(404, "Could not find checkpointing statistics for checkpoint " + p[4] +
+                            " (only the last 10 are kept)");
+    }
+    return Reply(200, *found);
+  }
+  return Reply(200, rest::CheckpointingStatistics(*job));
+}
+
 RestResponse Route(ControlPlane& cp, const RestRequest& r) {
   std::vector<std::string> p = r.path;
   if (!p.empty() && p[0] == "v1") p.erase(p.begin());  // Flink's versioned prefix
@@ -578,6 +758,7 @@ RestResponse Route(ControlPlane& cp, const RestRequest& r) {
     return get ? JobsOverview(cp) : MethodNotAllowed(r, "GET");
   const std::string& id = p[1];
   if (p.size() == 2 && r.method == "PATCH") return CancelJob(cp, r, id);
+  if (auto resp = RouteCheckpoints(cp, r, p)) return *resp;
   if (p.size() > 5) return NotFound(r);
   // Everything below reads one job.
   static const char* const kJobPaths[] = {"plan", "exceptions", "metrics", "vertices"};

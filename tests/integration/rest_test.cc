@@ -29,14 +29,17 @@
 #include <filesystem>
 #include <fstream>
 #include <functional>
+#include <map>
 #include <optional>
 #include <regex>
 #include <string>
 #include <thread>
 #include <vector>
 
+#include "eddy/control/control_metrics.h"
 #include "eddy/control/control_plane.h"
 #include "eddy/control/rest_server.h"
+#include "eddy/metrics/metrics.h"
 #include "eddy/rpc/envelope.h"
 
 extern char** environ;
@@ -497,6 +500,223 @@ sinks:
   EXPECT_EQ(d.json["failure-cause"], root);
   EXPECT_EQ(Get("/overview").json["jobs-failed"], 1);
   EXPECT_EQ(Cancel(id).status, 409);
+}
+
+/// kEndlessJob with checkpoints every 200 ms into `dir`/checkpoints and savepoints by default into
+/// `dir`/savepoints; its output goes to `out`.
+std::string CheckpointedJob(const fs::path& dir, const std::string& out) {
+  std::string spec = kEndlessJob;
+  spec.replace(spec.find("out/endless.jsonl"), std::string("out/endless.jsonl").size(), out);
+  return spec + "checkpointing: {interval: 200ms, storage: \"file://" +
+         (dir / "checkpoints").string() + "\"}\nsavepointDir: " + (dir / "savepoints").string() +
+         "\n";
+}
+
+TEST_F(RestApiTest, CheckpointsSavepointsStopAndResume) {
+  std::string id = Submit(CheckpointedJob(dir_, "out/a.jsonl"), dir_.string());
+  ASSERT_FALSE(id.empty());
+  ASSERT_TRUE(WaitForState(id, "RUNNING", 30000)) << StateOf(id);
+
+  // Periodic checkpoints complete and show up in Flink's shapes.
+  ASSERT_TRUE(Eventually(
+      [&] {
+        auto c = Get("/jobs/" + id + "/checkpoints");
+        return c.status == 200 && c.json["counts"]["completed"].get<int>() >= 2;
+      },
+      30000))
+      << Get("/jobs/" + id + "/checkpoints").body;
+  auto c = Get("/jobs/" + id + "/checkpoints");
+  const Json& counts = c.json["counts"];
+  EXPECT_GE(counts["total"].get<int>(),
+            counts["completed"].get<int>() + counts["failed"].get<int>());
+  EXPECT_EQ(counts["restored"], 0);
+  const Json& latest = c.json["latest"]["completed"];
+  ASSERT_TRUE(latest.is_object()) << c.body;
+  EXPECT_EQ(latest["className"], "completed");
+  EXPECT_EQ(latest["status"], "COMPLETED");
+  EXPECT_EQ(latest["is_savepoint"], false);
+  EXPECT_EQ(latest["checkpoint_type"], "CHECKPOINT");
+  int64_t latest_id = latest["id"].get<int64_t>();
+  EXPECT_GE(latest_id, 2);
+  std::string chk_dir = "file://" + (dir_ / "checkpoints" / id).string() + "/chk-";
+  EXPECT_EQ(latest["external_path"].get<std::string>().rfind(chk_dir, 0), 0u) << latest.dump();
+  EXPECT_GE(latest["latest_ack_timestamp"].get<int64_t>(),
+            latest["trigger_timestamp"].get<int64_t>());
+  EXPECT_GE(latest["end_to_end_duration"].get<int64_t>(), 0);
+  EXPECT_GT(latest["state_size"].get<int64_t>(), 0) << latest.dump();
+  EXPECT_GT(latest["checkpointed_size"].get<int64_t>(), 0) << latest.dump();
+  EXPECT_EQ(latest["num_subtasks"], 4);
+  EXPECT_EQ(latest["num_acknowledged_subtasks"], 4);
+  EXPECT_TRUE(latest.contains("alignment_buffered"));
+  EXPECT_TRUE(c.json["latest"]["savepoint"].is_null());
+  EXPECT_TRUE(c.json["latest"]["restored"].is_null());
+  for (const char* k : {"checkpointed_size", "state_size", "end_to_end_duration"}) {
+    const Json& sm = c.json["summary"][k];
+    for (const char* f : {"min", "max", "avg", "p50", "p90", "p95", "p99", "p999"})
+      EXPECT_TRUE(sm.contains(f)) << k << "." << f << " in " << c.body;
+    EXPECT_LE(sm["min"].get<double>(), sm["max"].get<double>());
+  }
+  ASSERT_GE(c.json["history"].size(), 2u);
+  EXPECT_GT(c.json["history"][0]["id"].get<int64_t>(), c.json["history"][1]["id"].get<int64_t>())
+      << "newest first";
+  EXPECT_TRUE(fs::exists(dir_ / "checkpoints" / id)) << "checkpoints are written there";
+
+  auto details = Get("/jobs/" + id + "/checkpoints/details/" + std::to_string(latest_id));
+  ASSERT_EQ(details.status, 200) << details.body;
+  EXPECT_EQ(details.json["id"], latest_id);
+  EXPECT_EQ(Get("/jobs/" + id + "/checkpoints/details/999999").status, 404);
+  EXPECT_EQ(Get("/jobs/" + id + "/checkpoints/details/x").status, 404);
+
+  auto config = Get("/jobs/" + id + "/checkpoints/config");
+  ASSERT_EQ(config.status, 200);
+  EXPECT_EQ(config.json["mode"], "exactly_once");
+  EXPECT_EQ(config.json["interval"], 200);
+  EXPECT_EQ(config.json["timeout"], 600000);
+  EXPECT_EQ(config.json["min_pause"], 0);
+  EXPECT_EQ(config.json["max_concurrent"], 1);
+  EXPECT_EQ(config.json["externalization"]["enabled"], true);
+  EXPECT_EQ(config.json["externalization"]["delete_on_cancellation"], false);
+  EXPECT_EQ(config.json["checkpoint_storage"], "file://" + (dir_ / "checkpoints").string());
+  EXPECT_EQ(config.json["retained"], 3);
+  EXPECT_EQ(config.json["savepoint_dir"], (dir_ / "savepoints").string());
+
+  // The control plane's metrics carry the same figures.
+  auto families = CollectControlPlaneMetrics(*cp_);
+  EXPECT_TRUE(metrics::ValidateFamilies(families).ok())
+      << metrics::ValidateFamilies(families).ToString();
+  std::map<std::string, const prometheus::MetricFamily*> by_name;
+  for (const auto& f : families) by_name[f.name] = &f;
+  for (const char* name :
+       {"eddy_job_last_checkpoint_duration_seconds", "eddy_job_last_checkpoint_size_bytes",
+        "eddy_job_last_checkpoint_full_size_bytes", "eddy_job_last_checkpoint_alignment_seconds",
+        "eddy_job_checkpoints_in_progress", "eddy_job_checkpoints_completed_total",
+        "eddy_job_checkpoints_failed_total", "eddy_job_checkpoint_restores_total",
+        "eddy_job_checkpoint_restore_fallbacks_total", "eddy_job_checkpoint_duration_seconds",
+        "eddy_job_checkpoint_size_bytes"}) {
+    ASSERT_TRUE(by_name.count(name)) << name;
+    ASSERT_EQ(by_name[name]->metric.size(), 1u) << name;
+  }
+  EXPECT_GE(by_name["eddy_job_checkpoints_completed_total"]->metric[0].counter.value, 2);
+  EXPECT_GE(by_name["eddy_job_checkpoint_duration_seconds"]->metric[0].histogram.sample_count, 2u);
+  EXPECT_GT(by_name["eddy_job_last_checkpoint_full_size_bytes"]->metric[0].gauge.value, 0);
+
+  // A savepoint into the job's savepointDir, then one into a given directory.
+  auto savepoint = [&](const std::string& body) -> std::string {
+    auto t = Request(url_, web::http::methods::POST, "/jobs/" + id + "/savepoints", {}, body);
+    EXPECT_EQ(t.status, 202) << t.body;
+    if (t.status != 202) return "";
+    std::string trigger = t.json["request-id"].get<std::string>();
+    Response st;
+    EXPECT_TRUE(Eventually(
+        [&] {
+          st = Get("/jobs/" + id + "/savepoints/" + trigger);
+          return st.status == 200 && st.json["status"]["id"] == "COMPLETED";
+        },
+        30000))
+        << st.body;
+    if (!st.json["operation"].contains("location")) {
+      ADD_FAILURE() << st.body;
+      return "";
+    }
+    return st.json["operation"]["location"].get<std::string>();
+  };
+  std::string sp1 = savepoint("");
+  std::string sp_default = "file://" + (dir_ / "savepoints").string() + "/savepoint-";
+  EXPECT_EQ(sp1.rfind(sp_default, 0), 0u) << sp1;
+  EXPECT_TRUE(fs::exists(sp1.substr(7) + "/_metadata")) << sp1;
+  std::string sp2 = savepoint("{\"target-directory\": \"" + (dir_ / "elsewhere").string() +
+                              "\", \"cancel-job\": false}");
+  EXPECT_EQ(sp2.rfind("file://" + (dir_ / "elsewhere").string() + "/savepoint-", 0), 0u) << sp2;
+  EXPECT_EQ(StateOf(id), "RUNNING");
+  auto after = Get("/jobs/" + id + "/checkpoints");
+  ASSERT_TRUE(after.json["latest"]["savepoint"].is_object()) << after.body;
+  EXPECT_EQ(after.json["latest"]["savepoint"]["is_savepoint"], true);
+  EXPECT_EQ(after.json["latest"]["savepoint"]["checkpoint_type"], "SAVEPOINT");
+  EXPECT_EQ(after.json["latest"]["savepoint"]["external_path"], sp2);
+
+  // Bad requests: 400 with Flink's errors; unknown jobs and triggers: 404; wrong methods: 405.
+  auto post = [&](const std::string& path, const std::string& body) {
+    return Request(url_, web::http::methods::POST, path, {}, body);
+  };
+  for (const std::string& body :
+       {std::string("not json"), std::string("[1, 2]"), std::string("{\"target-directory\": 5}"),
+        std::string("{\"cancel-job\": \"yes\"}"), std::string("{\"targetDirectory\": \"/x\"}"),
+        std::string("{\"target-directory\": \"relative/dir\"}"),
+        std::string("{\"formatType\": \"NATIVE\"}")}) {
+    auto r = post("/jobs/" + id + "/savepoints", body);
+    EXPECT_EQ(r.status, 400) << body << ": " << r.body;
+    EXPECT_TRUE(r.json.is_object() && r.json["errors"].is_array()) << r.body;
+  }
+  EXPECT_EQ(post("/jobs/" + id + "/stop", "{\"drain\": 1}").status, 400);
+  EXPECT_EQ(post("/jobs/" + id + "/stop", "{\"target-directory\": \"/x\"}").status, 400);
+  std::string nobody(32, '0');
+  EXPECT_EQ(post("/jobs/" + nobody + "/savepoints", "{}").status, 404);
+  EXPECT_EQ(post("/jobs/" + nobody + "/stop", "{}").status, 404);
+  EXPECT_EQ(Get("/jobs/" + nobody + "/checkpoints").status, 404);
+  EXPECT_EQ(Get("/jobs/" + nobody + "/checkpoints/config").status, 404);
+  EXPECT_EQ(Get("/jobs/" + nobody + "/savepoints/abc").status, 404);
+  auto unknown_trigger = Get("/jobs/" + id + "/savepoints/no-such-trigger");
+  EXPECT_EQ(unknown_trigger.status, 404) << unknown_trigger.body;
+  EXPECT_TRUE(unknown_trigger.json["errors"].is_array());
+  EXPECT_EQ(Get("/jobs/" + id + "/savepoints").status, 405);
+  EXPECT_EQ(Get("/jobs/" + id + "/stop").status, 405);
+  EXPECT_EQ(post("/jobs/" + id + "/checkpoints", "{}").status, 405);
+  EXPECT_EQ(Get("/jobs/" + id + "/checkpoints/nope").status, 404);
+  EXPECT_EQ(StateOf(id), "RUNNING") << "bad requests change nothing";
+
+  // Stop with a savepoint: the savepoint completes, then the job finishes.
+  auto stop = post("/jobs/" + id + "/stop", "{\"targetDirectory\": \"" + (dir_ / "final").string() +
+                                                "\", \"drain\": false}");
+  ASSERT_EQ(stop.status, 202) << stop.body;
+  std::string trigger = stop.json["request-id"].get<std::string>();
+  Response st;
+  ASSERT_TRUE(Eventually(
+      [&] {
+        st = Get("/jobs/" + id + "/savepoints/" + trigger);
+        return st.json["status"]["id"] == "COMPLETED";
+      },
+      30000))
+      << st.body;
+  ASSERT_TRUE(st.json["operation"].contains("location")) << st.body;
+  std::string final_sp = st.json["operation"]["location"].get<std::string>();
+  EXPECT_EQ(final_sp.rfind("file://" + (dir_ / "final").string() + "/savepoint-", 0), 0u);
+  ASSERT_TRUE(WaitForState(id, "FINISHED", 30000)) << StateOf(id);
+  auto late = post("/jobs/" + id + "/savepoints", "{}");
+  EXPECT_EQ(late.status, 409) << late.body;
+  EXPECT_EQ(post("/jobs/" + id + "/stop", "{}").status, 409);
+
+  // Resume from it (Flink's savepointPath): the new job restores, its counts say so.
+  auto missing = Post(CheckpointedJob(dir_, "out/b.jsonl"),
+                      {{"baseDir", dir_.string()}, {"savepointPath", (dir_ / "nothing").string()}});
+  EXPECT_EQ(missing.status, 400) << missing.body;
+  EXPECT_NE(missing.body.find((dir_ / "nothing").string()), std::string::npos) << missing.body;
+  EXPECT_EQ(Post(CheckpointedJob(dir_, "out/b.jsonl"), {{"baseDir", dir_.string()},
+                                                        {"savepointPath", final_sp},
+                                                        {"allowNonRestoredState", "maybe"}})
+                .status,
+            400);
+  EXPECT_EQ(Post(CheckpointedJob(dir_, "out/b.jsonl"),
+                 {{"baseDir", dir_.string()}, {"checkpointInterval", "1ms"}})
+                .status,
+            400);
+  auto resumed = Post(CheckpointedJob(dir_, "out/b.jsonl"), {{"baseDir", dir_.string()},
+                                                             {"savepointPath", final_sp},
+                                                             {"allowNonRestoredState", "false"},
+                                                             {"checkpointInterval", "0ms"}});
+  ASSERT_EQ(resumed.status, 202) << resumed.body;
+  std::string id2 = resumed.json["jobid"].get<std::string>();
+  ASSERT_TRUE(WaitForState(id2, "RUNNING", 30000)) << StateOf(id2);
+  auto restored = Get("/jobs/" + id2 + "/checkpoints");
+  EXPECT_EQ(restored.json["counts"]["restored"], 1) << restored.body;
+  const Json& from = restored.json["latest"]["restored"];
+  ASSERT_TRUE(from.is_object()) << restored.body;
+  EXPECT_EQ(from["is_savepoint"], true);
+  EXPECT_EQ(from["external_path"], final_sp + "/_metadata");
+  EXPECT_GT(from["restore_timestamp"].get<int64_t>(), 0);
+  EXPECT_EQ(Get("/jobs/" + id2 + "/checkpoints/config").json["interval"], 0)
+      << "checkpointInterval overrides the spec";
+  EXPECT_EQ(Cancel(id2).status, 202);
+  ASSERT_TRUE(WaitForState(id2, "CANCELED", 30000));
 }
 
 // A standing cluster is idle most of the time, and workers leave a control plane they have not

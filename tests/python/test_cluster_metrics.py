@@ -1,7 +1,7 @@
 """/metrics of a whole local cluster through the real tools.
 
 `eddy run --workers 2 --slots 2 --metrics-port 0` runs a ~15 s generator job with latency
-tracking; every worker and the control plane log where their /metrics is. Each exposition must
+tracking and checkpoints; every worker and the control plane log where their /metrics is. Each exposition must
 pass `promtool check metrics` and carry the job's figures, and a real Prometheus scraping all
 three targets must see them up and return the values (records, latency markers, workers).
 """
@@ -44,8 +44,9 @@ def cluster(tmp_path):
     out = tmp_path / "out.csv"
     job = tmp_path / "job.yaml"
     job.write_text(JOB.format(count=150000, rate=10000, out=out))  # about 15 s
-    c = EddyProcess(["run", "--workers", "2", "--slots", "2", "--metrics-port", "0", str(job)],
-                    tmp_path)
+    c = EddyProcess(["run", "--workers", "2", "--slots", "2", "--metrics-port", "0",
+                     "--checkpoint-interval", "500ms", "--checkpoint-dir", str(tmp_path / "chk"),
+                     str(job)], tmp_path)
     yield c
     c.stop()
 
@@ -125,9 +126,27 @@ def test_workers_and_control_plane_serve_metrics_prometheus_scrapes(cluster, sta
                                for s in latency), latency
         assert all("FileSink(out)" in s.labels["vertex"] for s in latency), latency
 
-    text, samples = wait_for_samples(control,
-                                     lambda s: total(s, "eddy_jobs_running") == 1)
+    text, samples = wait_for_samples(
+        control, lambda s: total(s, "eddy_jobs_running") == 1
+        and total(s, "eddy_job_checkpoints_completed_total") >= 1)
     assert check_metrics(text) == [], control
+    types = family_types(text)
+    for family, kind in [
+        ("eddy_job_last_checkpoint_duration_seconds", "gauge"),
+        ("eddy_job_last_checkpoint_size_bytes", "gauge"),
+        ("eddy_job_last_checkpoint_full_size_bytes", "gauge"),
+        ("eddy_job_last_checkpoint_alignment_seconds", "gauge"),
+        ("eddy_job_checkpoints_in_progress", "gauge"),
+        ("eddy_job_checkpoints_completed_total", "counter"),
+        ("eddy_job_checkpoints_failed_total", "counter"),
+        ("eddy_job_checkpoint_restores_total", "counter"),
+        ("eddy_job_checkpoint_restore_fallbacks_total", "counter"),
+        ("eddy_job_checkpoint_duration_seconds", "histogram"),
+        ("eddy_job_checkpoint_size_bytes", "histogram"),
+    ]:
+        assert types.get(family) == kind, f"control plane: {family} is {types.get(family)}"
+    assert total(samples, "eddy_job_checkpoint_duration_seconds_count", job="metrics-e2e") >= 1
+    assert total(samples, "eddy_job_checkpoints_failed_total", job="metrics-e2e") == 0
     assert total(samples, "eddy_cluster_workers") == 2
     assert total(samples, "eddy_cluster_slots") == 4
     assert total(samples, "eddy_jobs_running") == 1

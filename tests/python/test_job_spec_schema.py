@@ -54,7 +54,23 @@ def mutated(fn):
         ("dotted name", mutated(lambda d: d["steps"][0].update(name="a.b"))),
         ("parallelism zero", mutated(lambda d: d.update(parallelism=0))),
         ("unknown state backend", mutated(lambda d: d.update(stateBackend="memory"))),
+        ("unknown checkpointing key",
+         mutated(lambda d: d.update(checkpointing={"interval": "10s", "intervall": "1s"}))),
+        ("bad checkpointing mode", mutated(lambda d: d.update(checkpointing={"mode": "twice"}))),
+        ("bad checkpoint interval", mutated(lambda d: d.update(checkpointing={"interval": "often"}))),
+        ("retained zero", mutated(lambda d: d.update(checkpointing={"retained": 0}))),
+        ("empty savepointDir", mutated(lambda d: d.update(savepointDir=""))),
     ],
 )
 def test_invalid_documents_are_rejected(name, doc):
     assert list(VALIDATOR.iter_errors(doc)), f"schema accepted: {name}"
+
+
+def test_checkpointing_and_savepoint_dir_are_accepted():
+    doc = mutated(lambda d: d.update(
+        checkpointing={"interval": "10s", "mode": "exactly-once", "storage": "s3://b/chk",
+                       "retained": 3, "timeout": "1m", "minPause": "500ms", "maxConcurrent": 1,
+                       "tolerableFailures": -1},
+        savepointDir="file:///data/savepoints"))
+    errors = list(VALIDATOR.iter_errors(doc))
+    assert not errors, [e.message for e in errors]

@@ -52,6 +52,37 @@ bool DecodeLatencyMarker(std::string_view payload, LatencyMarker& m) {
   return true;
 }
 
+std::string EncodeBarrier(const CheckpointBarrier& b) {
+  std::string ev(kBarrierEventSize, '\0');
+  char* out = ev.data();
+  out[0] = static_cast<char>(EventType::kCheckpointBarrier);
+  auto id = static_cast<uint64_t>(b.id.value());
+  auto ts = static_cast<uint64_t>(b.timestamp.millis());
+  for (int i = 0; i < 8; ++i) out[1 + i] = static_cast<char>(id >> (8 * i));
+  for (int i = 0; i < 8; ++i) out[9 + i] = static_cast<char>(ts >> (8 * i));
+  out[17] = static_cast<char>(b.flags);
+  ev.append(b.target, 0, std::min<size_t>(b.target.size(), 4096));
+  return ev;
+}
+
+bool DecodeBarrier(std::string_view event, CheckpointBarrier& b) {
+  if (event.size() < kBarrierEventSize || event.size() > kBarrierEventSize + 4096 ||
+      static_cast<EventType>(event[0]) != EventType::kCheckpointBarrier) {
+    return false;
+  }
+  uint64_t id = 0, ts = 0;
+  for (int i = 0; i < 8; ++i)
+    id |= static_cast<uint64_t>(static_cast<uint8_t>(event[1 + i])) << (8 * i);
+  for (int i = 0; i < 8; ++i)
+    ts |= static_cast<uint64_t>(static_cast<uint8_t>(event[9 + i])) << (8 * i);
+  if (id == 0 || id > INT64_MAX) return false;
+  b.id = CheckpointId(static_cast<int64_t>(id));
+  b.timestamp = Timestamp(static_cast<int64_t>(ts));
+  b.flags = static_cast<uint8_t>(event[17]);
+  b.target.assign(event.substr(kBarrierEventSize));
+  return true;
+}
+
 int64_t WallClockMicros() {
   return std::chrono::duration_cast<std::chrono::microseconds>(
              std::chrono::system_clock::now().time_since_epoch())
@@ -244,18 +275,28 @@ void ResultPartition::FlushAll() {
   for (auto& s : subs_) Flush(s);
 }
 
-void ResultPartition::Finish() {
-  if (finished_) return;
-  finished_ = true;
+void ResultPartition::BroadcastEvent(std::string_view bytes) {
   FlushAll();
   for (auto& s : subs_) {
     NetworkBuffer* b = pool_->Request(*cancelled_, waited_ns_);
-    if (!b) return;
+    if (!b) return;  // cancelled: the task is going down
     b->kind = BufferKind::kEvent;
-    b->data[0] = static_cast<char>(EventType::kEndOfPartition);
-    b->size = 1;
+    std::memcpy(b->data, bytes.data(), bytes.size());
+    b->size = bytes.size();
     s.target.Push(b);
   }
+}
+
+void ResultPartition::Finish() {
+  if (finished_) return;
+  finished_ = true;
+  char eop = static_cast<char>(EventType::kEndOfPartition);
+  BroadcastEvent(std::string_view(&eop, 1));
+}
+
+void ResultPartition::BroadcastBarrier(const CheckpointBarrier& barrier) {
+  if (finished_) return;
+  BroadcastEvent(EncodeBarrier(barrier));
 }
 
 }  // namespace eddy::worker

@@ -8,15 +8,11 @@
 
 namespace eddy::worker {
 
-namespace {
-
 int64_t SteadyNs() {
   return std::chrono::duration_cast<std::chrono::nanoseconds>(
              std::chrono::steady_clock::now().time_since_epoch())
       .count();
 }
-
-}  // namespace
 
 void TaskTimeService::RegisterTimer(Timestamp time, std::function<void(Timestamp)> cb) {
   heap_.push(Entry{time, seq_++, std::move(cb)});
@@ -148,6 +144,7 @@ Status Task::BuildChain() {
     }
     operators_[i]->Setup(ctx, out);
   }
+  EDDY_RETURN_NOT_OK(RestoreChain(/*after_open=*/false));
   // Inputs of the chain head.
   StreamOperatorBase* head = operators_.front().get();
   int num_inputs = head->num_inputs();
@@ -158,6 +155,10 @@ Status Task::BuildChain() {
     input_channels_[static_cast<size_t>(in)].push_back(static_cast<int>(c));
   }
   readers_.resize(wiring_.channel_input.size());
+  channel_ended_.assign(wiring_.channel_input.size(), false);
+  blocked_.assign(wiring_.channel_input.size(), false);
+  got_barrier_.assign(wiring_.channel_input.size(), false);
+  stash_.resize(wiring_.channel_input.size());
   for (int i = 0; i < num_inputs; ++i) {
     TypeInfoPtr type;
     for (const StreamEdge* e : g.InEdges(vertex_.head)) {
@@ -175,7 +176,7 @@ Status Task::BuildChain() {
     EDDY_RETURN_NOT_OK(
         operators_[i]->Open().WithContext(name_ + ": " + contexts_[i]->operator_name));
   }
-  return Status::Ok();
+  return RestoreChain(/*after_open=*/true);
 }
 
 Status Task::Run() {
@@ -190,7 +191,8 @@ Status Task::Run() {
     if (st.ok()) {
       st = operators_.front()->num_inputs() == 0 ? RunSource() : RunInputs();
     }
-    if (st.ok() && !cancelled_) {
+    // stop-with-savepoint without drain ends here: no end-of-input, so nothing more is emitted.
+    if (st.ok() && !cancelled_ && !stop_now_) {
       FinishChain();
       if (!failure_.ok()) st = failure_.WithContext(name_);
     }
@@ -198,6 +200,13 @@ Status Task::Run() {
   } catch (const std::exception& e) {
     st = Status::Internal(name_ + ": a function threw: " + e.what());
   }
+  // Buffers held back by an unfinished alignment go back to their pools.
+  for (auto& q : stash_) {
+    for (NetworkBuffer* b : q) b->Recycle();
+    q.clear();
+  }
+  for (auto& [c, b] : replay_) b->Recycle();
+  replay_.clear();
   if (st.ok() && cancelled_) st = Status::Cancelled(name_ + " was cancelled");
   return st;
 }
@@ -289,6 +298,18 @@ Status Task::RunSource() {
   }
   while (!cancelled_.load(std::memory_order_relaxed)) {
     time_service_.RunDue();
+    if (has_mail_.load(std::memory_order_acquire)) ProcessMail();
+    if (stop_now_ || drain_end_) return Status::Ok();
+    if (source_stopped_) {
+      // Stopped for a savepoint: nothing more is produced; wait for it to complete or abort.
+      next_flush_ms_ = 0;
+      FlushOutputs();
+      auto before = std::chrono::steady_clock::now();
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+      metrics_.idle_ns.fetch_add((std::chrono::steady_clock::now() - before).count(),
+                                 std::memory_order_relaxed);
+      continue;
+    }
     InputStatus s = source->PollNext();
     if (!failure_.ok()) return failure_.WithContext(name_);
     if (s == InputStatus::kEndOfInput) break;
@@ -314,9 +335,11 @@ Status Task::RunInputs() {
   const int total = static_cast<int>(wiring_.channel_input.size());
   while (!cancelled_.load(std::memory_order_relaxed) && channels_ended_ < total) {
     time_service_.RunDue();
+    if (has_mail_.load(std::memory_order_acquire)) ProcessMail();
+    if (stop_now_) return Status::Ok();
     int channel = -1;
     auto t0 = std::chrono::steady_clock::now();
-    NetworkBuffer* b = wiring_.gate->Poll(channel, NextWake());
+    NetworkBuffer* b = NextBuffer(channel);
     auto t1 = std::chrono::steady_clock::now();
     metrics_.idle_ns.fetch_add((t1 - t0).count(), std::memory_order_relaxed);
     if (b) {
@@ -338,10 +361,26 @@ Status Task::ProcessBuffer(int channel, NetworkBuffer* b) {
   WatermarkCombiner& valve = valves_[static_cast<size_t>(input)];
   if (b->kind == BufferKind::kEvent) {
     auto ev = static_cast<EventType>(b->data[0]);
+    CheckpointBarrier barrier;
+    bool is_barrier = ev == EventType::kCheckpointBarrier &&
+                      DecodeBarrier(std::string_view(b->data, b->size), barrier);
     b->Recycle();
-    if (ev == EventType::kEndOfPartition) {
+    if (ev == EventType::kEndOfPartition && !channel_ended_[static_cast<size_t>(channel)]) {
       ++channels_ended_;
+      channel_ended_[static_cast<size_t>(channel)] = true;
       if (valve.SetIdle(local, true)) head_input->ProcessWatermark(valve.current());
+      // An ended channel will send no barrier: it no longer holds an alignment back.
+      if (pending_barrier_.id.value() != 0 && AlignmentComplete()) {
+        CheckpointBarrier pending = std::move(pending_barrier_);
+        bool aligned = !options_.checkpoints || options_.checkpoints->exactly_once;
+        PerformCheckpoint(pending, aligned ? SteadyNs() - alignment_start_ns_ : 0);
+        EndAlignment();
+      }
+    } else if (is_barrier) {
+      OnBarrier(channel, barrier);
+    } else if (ev == EventType::kCheckpointBarrier) {
+      return Status::ParseError(name_ + ": malformed checkpoint barrier on input channel " +
+                                std::to_string(channel));
     }
     return Status::Ok();
   }

@@ -15,8 +15,12 @@
 #include <zmq.hpp>
 
 #include "eddy/metrics/metrics.h"
+#include "eddy/proto/checkpoint.pb.h"
 #include "eddy/rpc/envelope.h"
+#include "eddy/serial_executor.h"
 #include "eddy/spec/job_spec.h"
+#include "eddy/state/metadata.h"
+#include "eddy/storage/object_store.h"
 #include "eddy/worker/deployment.h"
 
 namespace eddy::worker {
@@ -55,6 +59,7 @@ struct TaskExecutor::Impl {
     std::vector<std::array<double, 3>> ratios;
     int64_t last_report_ms = 0;
     bool started = false;  // guarded by attempts_mu
+    std::shared_ptr<CheckpointHooks> checkpoints;
   };
 
   WorkerOptions options;
@@ -77,6 +82,88 @@ struct TaskExecutor::Impl {
   // Task threads report their end here; the Run thread forwards it (it owns the socket).
   std::mutex mu;
   std::vector<proto::TaskStateUpdate> updates;
+  /// Checkpoint acknowledgements and declines from the upload thread, forwarded by Run.
+  std::vector<proto::Envelope> outbox;
+  /// Uploads of snapshots, one after another, off the task threads. Declared after the attempts
+  /// so that it drains (and stops) before they go away.
+  std::unique_ptr<SerialExecutor> uploader = std::make_unique<SerialExecutor>("eddy-upload");
+
+  void Post(proto::Envelope e) {
+    {
+      std::lock_guard lock(mu);
+      outbox.push_back(std::move(e));
+    }
+    Wake();
+  }
+
+  /// The checkpoint wiring of a deployed attempt: storage, restore state, reporting.
+  Result<std::shared_ptr<CheckpointHooks>> MakeHooks(const proto::DeployAttempt& d) {
+    auto hooks = std::make_shared<CheckpointHooks>();
+    hooks->attempt = d.attempt_id();
+    hooks->exactly_once = d.exactly_once();
+    if (!d.checkpoint_dir().empty()) {
+      auto store = storage::OpenObjectStore(d.checkpoint_dir());
+      if (!store.ok()) return store.status().WithContext("checkpoint storage");
+      hooks->store = std::move(*store);
+    }
+    if (d.has_restore() && !d.restore().metadata_uri().empty()) {
+      const auto& r = d.restore();
+      std::string uri = r.metadata_uri();
+      size_t slash = uri.rfind('/');
+      if (slash == std::string::npos) return Status::InvalidArgument("bad metadata URI " + uri);
+      auto dir = storage::OpenObjectStore(uri.substr(0, slash));
+      if (!dir.ok()) return dir.status().WithContext("restore");
+      auto bytes = (*dir)->Get(uri.substr(slash + 1));
+      if (!bytes.ok()) return bytes.status().WithContext("restore from " + uri);
+      auto md = std::make_shared<proto::CheckpointMetadata>();
+      if (Status st = ParseCheckpointMetadata(*bytes, *md); !st.ok()) {
+        return st.WithContext("restore from " + uri);
+      }
+      auto root = storage::OpenObjectStore(r.state_root());
+      if (!root.ok()) return root.status().WithContext("restore");
+      auto restore = std::make_shared<RestoreSnapshot>();
+      restore->metadata = std::move(md);
+      restore->store = std::move(*root);
+      hooks->restore = std::move(restore);
+    }
+    SerialExecutor* up = uploader.get();
+    hooks->run_async = [up](std::move_only_function<void()> f) { up->Submit(std::move(f)); };
+    hooks->acknowledge = [this](proto::AcknowledgeCheckpoint a) {
+      proto::Envelope e;
+      *e.mutable_ack_checkpoint() = std::move(a);
+      Post(std::move(e));
+    };
+    hooks->decline = [this](proto::DeclineCheckpoint dc) {
+      Log("checkpoint " + std::to_string(dc.checkpoint_id()) + " declined: " + dc.reason());
+      proto::Envelope e;
+      *e.mutable_decline_checkpoint() = std::move(dc);
+      Post(std::move(e));
+    };
+    return hooks;
+  }
+
+  void HandleTrigger(const proto::TriggerCheckpoint& t) {
+    auto it = attempts.find(t.attempt_id());
+    if (it == attempts.end() || !it->second->started) return;
+    CheckpointBarrier b;
+    b.id = CheckpointId(t.checkpoint_id());
+    b.timestamp = Timestamp(t.timestamp());
+    b.flags = static_cast<uint8_t>((t.savepoint() ? CheckpointBarrier::kSavepoint : 0) |
+                                   (t.stop() ? CheckpointBarrier::kStop : 0) |
+                                   (t.drain() ? CheckpointBarrier::kDrain : 0));
+    b.target = t.target_dir();
+    for (auto& task : it->second->tasks) {
+      if (task->is_source()) task->TriggerCheckpoint(b);
+    }
+  }
+
+  void HandleNotify(const proto::NotifyCheckpoint& n) {
+    auto it = attempts.find(n.attempt_id());
+    if (it == attempts.end()) return;
+    for (auto& task : it->second->tasks) {
+      task->NotifyCheckpoint(CheckpointId(n.checkpoint_id()), n.completed());
+    }
+  }
 
   void Log(const std::string& msg) const {
     std::fprintf(stderr, "eddy-worker[%s]: %s\n", options.worker_id.c_str(), msg.c_str());
@@ -200,7 +287,11 @@ struct TaskExecutor::Impl {
                       v.name + "' (do control plane and worker run the same Eddy version?)");
       }
     }
+    auto hooks = MakeHooks(d);
+    if (!hooks.ok()) return fail(hooks.status().message());
+    a->checkpoints = *hooks;
     DeploymentOptions o;
+    o.task.checkpoints = a->checkpoints;
     o.global = global.get();
     o.buffer_timeout = d.buffer_timeout_ms() >= 0 ? Duration::Millis(d.buffer_timeout_ms())
                                                   : a->job.env->graph().buffer_timeout;
@@ -287,10 +378,15 @@ struct TaskExecutor::Impl {
 
   void ForwardUpdates() {
     std::vector<proto::TaskStateUpdate> batch;
+    std::vector<proto::Envelope> out;
     {
       std::lock_guard lock(mu);
       batch.swap(updates);
+      out.swap(outbox);
     }
+    // Acknowledgements before state updates: a task that acknowledged and then finished has its
+    // snapshot counted.
+    for (auto& e : out) Send(e);
     if (batch.empty()) return;
     for (auto& u : batch) {
       if (auto it = attempts.find(u.attempt_id()); it != attempts.end()) {
@@ -598,6 +694,12 @@ struct TaskExecutor::Impl {
             break;
           case proto::Envelope::kRelease:
             Release(env->release().attempt_id());
+            break;
+          case proto::Envelope::kTriggerCheckpoint:
+            HandleTrigger(env->trigger_checkpoint());
+            break;
+          case proto::Envelope::kNotifyCheckpoint:
+            HandleNotify(env->notify_checkpoint());
             break;
           case proto::Envelope::kShutdown:
             Log("asked to shut down: " + env->shutdown().reason());

@@ -76,6 +76,8 @@ class RuntimeContext {
     return ctx_->operator_state->Get(name, OperatorStateStore::Mode::kUnion);
   }
   bool has_keyed_state() const { return ctx_->keyed_backend != nullptr; }
+  /// Fails the task with `s` after the current record (for errors outside Open's return).
+  void Fail(Status s) { ctx_->Fail(std::move(s)); }
 
  private:
   KeyedStateBackend* Keyed() { return ctx_->keyed_backend; }
@@ -118,6 +120,12 @@ class SinkFunction : public RichFunction {
   /// Writes out what the sink buffered. Called on the task thread at most kSinkFlushInterval
   /// after a record arrived, so buffering sinks never hold output back while input pauses.
   virtual void Flush() {}
+  /// Checkpoint hooks (Flink's TwoPhaseCommitSinkFunction): close the current transaction before
+  /// barrier `id` goes on (pre-commit), record pending transactions in operator state when the
+  /// snapshot is taken, and commit them once checkpoint `id` completed. Task thread.
+  virtual void PrepareSnapshotPreBarrier(CheckpointId id) { (void)id; }
+  virtual void SnapshotState() {}
+  virtual void NotifyCheckpointComplete(CheckpointId id) { (void)id; }
 };
 
 /// How long a buffering sink may hold a record before Flush() is called.

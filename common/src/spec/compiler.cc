@@ -20,6 +20,7 @@
 #include "eddy/spec/formats.h"
 #include "eddy/spec/job_spec.h"
 #include "eddy/spec/row_ops.h"
+#include "spec/transactional_sink.h"
 
 namespace eddy {
 
@@ -242,10 +243,11 @@ class Compiler {
   Result<CompiledJob> Compile(const YAML::Node& root) {
     if (!root.IsMap())
       return Err(root, "", "a job spec is a mapping with name, sources, steps and sinks");
-    EDDY_RETURN_NOT_OK(CheckKeys(root, "",
-                                 {"name", "parallelism", "maxParallelism", "time", "bufferTimeout",
-                                  "chaining", "sources", "steps", "sinks", "sql", "library",
-                                  "restartStrategy", "latencyTrackingInterval", "stateBackend"}));
+    EDDY_RETURN_NOT_OK(CheckKeys(
+        root, "",
+        {"name", "parallelism", "maxParallelism", "time", "bufferTimeout", "chaining", "sources",
+         "steps", "sinks", "sql", "library", "restartStrategy", "latencyTrackingInterval",
+         "stateBackend", "checkpointing", "savepointDir"}));
     if (root["sql"] || root["library"]) {
       return Err(root["sql"] ? root["sql"] : root["library"], root["sql"] ? "sql" : "library",
                  "not supported yet by this version of Eddy (use sources/steps/sinks)");
@@ -1545,7 +1547,8 @@ class Compiler {
                          [schema] { return std::make_shared<PrintSinkFunction<Row>>("", schema); });
     } else {
       const YAML::Node& f = n["file"];
-      EDDY_RETURN_NOT_OK(CheckKeys(f, p + ".file", {"path", "format", "delimiter"}));
+      EDDY_RETURN_NOT_OK(
+          CheckKeys(f, p + ".file", {"path", "format", "delimiter", "transactional"}));
       EDDY_ASSIGN_OR_RETURN(std::string fpath, String(f["path"], p + ".file.path", true));
       FormatOptions fo;
       fo.format = RecordFormat::kJson;
@@ -1563,6 +1566,26 @@ class Compiler {
       }
       auto probe = RowFormatter::Make(fo, schema);
       if (!probe.ok()) return Err(f, p + ".file", probe.status().message());
+      bool transactional = false;
+      if (f["transactional"]) {
+        try {
+          transactional = f["transactional"].as<bool>();
+        } catch (const YAML::Exception&) {
+          return Err(f["transactional"], p + ".file.transactional", "must be true or false");
+        }
+      }
+      if (transactional) {
+        // A directory of part files committed with the checkpoints (exactly-once).
+        std::string dir = fpath.find("://") != std::string::npos ? fpath : Resolve(fpath);
+        auto store = storage::OpenObjectStore(dir);
+        if (!store.ok()) return Err(f["path"], p + ".file.path", store.status().message());
+        std::string ext = fo.format == RecordFormat::kCsv ? ".csv" : ".jsonl";
+        s = in.stream.Sink("TransactionalFileSink(" + name + ")", [dir, ext, fo, schema] {
+          return std::make_shared<TransactionalFileSinkFunction>(dir, ext, fo, schema);
+        });
+        EDDY_RETURN_NOT_OK(ApplyCommon(n, p, s));
+        return Status::Ok();
+      }
       std::string resolved = Resolve(fpath);
       auto& shared = output_files_[resolved];
       if (!shared)

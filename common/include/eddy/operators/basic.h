@@ -120,6 +120,17 @@ class SinkOperator final : public OneInputOperator<IN, IN> {
     if constexpr (requires { f_->Finish(); }) f_->Finish();
   }
   void Close() override { CloseIfRich(f_); }
+  void PrepareSnapshotPreBarrier(CheckpointId id) override {
+    if constexpr (requires { f_->PrepareSnapshotPreBarrier(id); })
+      f_->PrepareSnapshotPreBarrier(id);
+  }
+  void SnapshotState(std::string& out) override {
+    (void)out;
+    if constexpr (requires { f_->SnapshotState(); }) f_->SnapshotState();
+  }
+  void NotifyCheckpointComplete(CheckpointId id) override {
+    if constexpr (requires { f_->NotifyCheckpointComplete(id); }) f_->NotifyCheckpointComplete(id);
+  }
 
  protected:
   void Process(const IN& v, Timestamp ts) override {

@@ -111,9 +111,26 @@ class StreamOperatorBase {
   virtual InputBase* input(int index) = 0;
   /// True when the operator needs a keyed state backend and key context.
   virtual bool is_keyed() const { return false; }
-  /// Serializes operator-specific state that is not in the backends (e.g. source offsets).
+  /// Serializes operator-specific state that is not in the backends (e.g. source offsets). It may
+  /// also write its lists into the OperatorStateStore, which is serialized right after.
   virtual void SnapshotState(std::string& out) { (void)out; }
+  /// Restores what SnapshotState wrote; called after Open, only with the snapshot of the subtask
+  /// with the same index at the same parallelism.
   virtual Status RestoreState(std::string_view in) {
+    (void)in;
+    return Status::Ok();
+  }
+  /// Checkpoint `id`'s barrier is about to be sent downstream: emit what must precede it (Flink's
+  /// prepareSnapshotPreBarrier). Two-phase-commit sinks close their transaction here.
+  virtual void PrepareSnapshotPreBarrier(CheckpointId id) { (void)id; }
+  /// Checkpoint `id` completed everywhere (its metadata is durable): commit side effects up to it.
+  virtual void NotifyCheckpointComplete(CheckpointId id) { (void)id; }
+  virtual void NotifyCheckpointAborted(CheckpointId id) { (void)id; }
+  /// Keyed operators' timers of this subtask's key groups, for checkpoints (empty: no timers).
+  virtual void SnapshotTimers(std::string& out) { (void)out; }
+  /// Restores timers of any old subtask; those of key groups this subtask does not own are
+  /// dropped. Called after Open.
+  virtual Status RestoreTimers(std::string_view in) {
     (void)in;
     return Status::Ok();
   }
@@ -232,6 +249,12 @@ class OneInputOperator : public StreamOperatorBase, public Input<IN>, public Tim
   void OnEventTime(const Timer&) override {}
   void OnProcessingTime(const Timer&) override {}
   void SetKeySelector(std::shared_ptr<const KeySelector<IN>> k) { key_selector_ = std::move(k); }
+  void SnapshotTimers(std::string& out) override {
+    if (timers_) timers_->Snapshot(out);
+  }
+  Status RestoreTimers(std::string_view in) override {
+    return in.empty() || !is_keyed() ? Status::Ok() : Timers()->Restore(in);
+  }
 
  protected:
   virtual void Process(const IN& value, Timestamp ts) = 0;
@@ -271,6 +294,12 @@ class TwoInputOperator : public StreamOperatorBase, public TimerTarget {
   }
   void OnEventTime(const Timer&) override {}
   void OnProcessingTime(const Timer&) override {}
+  void SnapshotTimers(std::string& out) override {
+    if (timers_) timers_->Snapshot(out);
+  }
+  Status RestoreTimers(std::string_view in) override {
+    return in.empty() || !is_keyed() ? Status::Ok() : Timers()->Restore(in);
+  }
 
  protected:
   virtual void Process1(const IN1& v, Timestamp ts) = 0;
@@ -352,10 +381,16 @@ class SourceOperatorBase : public StreamOperatorBase {
   /// Emits zero or more records and says whether more are ready. Must not block for long: the
   /// task also has timers and control messages to serve.
   virtual InputStatus PollNext() = 0;
+  /// The source stops early and drains (stop-with-savepoint --drain): emit the final watermark
+  /// so that every event-time window downstream fires.
+  virtual void EmitFinalWatermark() = 0;
 };
 
 template <class OUT>
 class SourceOperator : public SourceOperatorBase {
+ public:
+  void EmitFinalWatermark() override { out_->EmitWatermark(Watermark::Max()); }
+
  protected:
   void OnSetup() override { out_ = static_cast<Output<OUT>*>(output_base_); }
   Output<OUT>* out_ = nullptr;

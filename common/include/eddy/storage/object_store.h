@@ -78,26 +78,34 @@ class ObjectStore {
 };
 
 /// Settings of the object stores a process opens (Flink's `s3.*` options). Every field may be
-/// left empty: the environment (AWS_* variables, ~/.aws/credentials) fills in the rest.
+/// left empty: the environment (AWS_* variables, ~/.aws/credentials) fills in the rest. Read once
+/// when a store is opened; changing them later does not affect open stores. docs/object-storage.md
+/// has the details.
 struct ObjectStoreOptions {
-  /// S3 endpoint URL, e.g. `http://127.0.0.1:9000` (MinIO); empty = AWS for `region`.
+  /// S3 endpoint URL, e.g. `http://127.0.0.1:9000` (MinIO). Default: AWS_ENDPOINT_URL_S3, then
+  /// AWS_ENDPOINT_URL, else AWS's endpoint for `region`.
   std::string s3_endpoint;
   /// Default: AWS_REGION, then AWS_DEFAULT_REGION, then `us-east-1`.
   std::string s3_region;
   /// true = `endpoint/bucket/key` (MinIO, moto), false = `bucket.endpoint/key`. Default: path
-  /// style when an endpoint is set, virtual-hosted for AWS.
+  /// style when an endpoint is set, virtual-hosted for AWS. Bucket names that cannot be a host
+  /// name always use path style.
   std::optional<bool> s3_path_style;
-  /// Static credentials; default: AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY / AWS_SESSION_TOKEN,
-  /// then the `default` profile of AWS_SHARED_CREDENTIALS_FILE or ~/.aws/credentials.
+  /// Static credentials (both keys or neither); default: AWS_ACCESS_KEY_ID /
+  /// AWS_SECRET_ACCESS_KEY / AWS_SESSION_TOKEN, then profile AWS_PROFILE (default `default`) of
+  /// AWS_SHARED_CREDENTIALS_FILE or ~/.aws/credentials, then the container credentials endpoint
+  /// (AWS_CONTAINER_CREDENTIALS_FULL_URI / _RELATIVE_URI, refreshed before expiry).
   std::string s3_access_key;
   std::string s3_secret_key;
   std::string s3_session_token;
-  /// Attempts per request on 5xx, timeouts and connection errors (default 5), with exponential
-  /// backoff and full jitter from `retry_base_ms` (default 100) capped at `retry_max_ms` (5000).
+  /// Attempts per request on 5xx, 429, timeouts and connection errors (default 5, at least 1),
+  /// with exponential backoff and full jitter from `retry_base_ms` (default 100) capped at
+  /// `retry_max_ms` (5000).
   int max_attempts = 5;
   int retry_base_ms = 100;
   int retry_max_ms = 5000;
-  /// Per-request timeout, ms (default 30000).
+  /// Longest wait for any single step of a request (connect, send, status line, each read of
+  /// the body), ms (default 30000). A transfer that keeps moving may take longer in total.
   int request_timeout_ms = 30000;
 };
 

@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "eddy/control/checkpoint_coordinator.h"
 #include "eddy/control/restart_strategy.h"
 #include "eddy/control/worker_launcher.h"
 #include "eddy/status.h"
@@ -63,6 +64,14 @@ struct JobSubmission {
   int parallelism = 0;                 // >0 overrides the spec
   /// Overrides the spec's restartStrategy when set.
   std::optional<RestartStrategyConfig> restart;
+  /// Start from this savepoint or retained checkpoint (its directory or `_metadata`).
+  std::string from_savepoint;
+  /// Skip savepoint state of operators the job no longer has (else the submission fails).
+  bool allow_non_restored_state = false;
+  /// Override the spec's checkpointing.interval / .storage and savepointDir when set.
+  std::optional<Duration> checkpoint_interval;
+  std::string checkpoint_storage;
+  std::string savepoint_dir;
 };
 
 struct SubtaskInfo {
@@ -91,6 +100,10 @@ struct JobInfo {
   std::string failure;  // the last failure's cause
   std::string plan_json;
   std::vector<VertexInfo> vertices;
+  /// Checkpointing: settings, counters and the last completed checkpoint.
+  CheckpointConfig checkpoint_config;
+  CheckpointStats checkpoints;
+  std::string checkpoint_dir;  ///< the job's checkpoint directory URI
 };
 
 struct WorkerInfo {
@@ -134,6 +147,13 @@ class ControlPlane {
   std::optional<JobInfo> Job(const std::string& job_id);
   std::vector<JobInfo> Jobs();
   ClusterInfo Cluster();
+  /// Starts a savepoint of a running job into `dir` (empty: the job's savepointDir); `stop`
+  /// ends the job after it (Flink's stop-with-savepoint), `drain` first fires every event-time
+  /// window. Returns the trigger id for SavepointState.
+  Result<std::string> TriggerSavepoint(const std::string& job_id, const std::string& dir, bool stop,
+                                       bool drain);
+  /// NotFound for an unknown job or trigger id.
+  Result<SavepointStatus> SavepointState(const std::string& job_id, const std::string& trigger_id);
   /// Blocks until the job is FINISHED, CANCELED or FAILED (or the timeout passed: nullopt).
   std::optional<JobInfo> WaitForJob(const std::string& job_id, int64_t timeout_ms = -1);
 

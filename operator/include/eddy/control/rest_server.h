@@ -33,10 +33,14 @@ struct RestResponse {
 /// (`/overview`, `/jobs`, `/jobs/overview`, `/jobs/:id`, `/jobs/:id/plan`,
 /// `/jobs/:id/exceptions`, `/jobs/:id/metrics`, `/jobs/:id/vertices/:vid`,
 /// `/jobs/:id/vertices/:vid/{backpressure,watermarks,metrics}`, `/taskmanagers`,
-/// `/taskmanagers/:id`, `/config`), Flink's cancel (`PATCH /jobs/:id?mode=cancel`) and Eddy's
-/// submission (`POST /jobs` with a job spec as the body). A leading `/v1` is accepted as in Flink.
+/// `/taskmanagers/:id`, `/config`), Flink's cancel (`PATCH /jobs/:id?mode=cancel`), checkpoint
+/// statistics (`/jobs/:id/checkpoints`, `.../config`, `.../details/:cid`), savepoints (`POST
+/// /jobs/:id/savepoints`, `GET /jobs/:id/savepoints/:trigger`) and stop-with-savepoint (`POST
+/// /jobs/:id/stop`), and Eddy's submission (`POST /jobs` with a job spec as the body; Flink's
+/// `savepointPath`/`allowNonRestoredState` query). A leading `/v1` is accepted as in Flink.
 /// Errors are `{"errors": ["..."]}` with 400 (bad input), 404 (unknown path or id), 405 (method),
-/// 409 (cancel of a finished job) or 500 (a bug); no exception leaves this function.
+/// 409 (cancel of a finished job, savepoint of an ended one), 503 (savepoint while tasks deploy)
+/// or 500 (a bug); no exception leaves this function.
 /// Threading: any thread (it only calls ControlPlane's thread-safe methods).
 RestResponse HandleRestRequest(ControlPlane& cp, const RestRequest& request);
 

@@ -47,8 +47,35 @@ size_t EncodeLatencyMarker(const LatencyMarker& m, char* out);
 bool DecodeLatencyMarker(std::string_view payload, LatencyMarker& m);
 /// Wall clock, microseconds since the epoch.
 int64_t WallClockMicros();
-/// Event buffers carry exactly one event (always flushed immediately).
-enum class EventType : uint8_t { kEndOfPartition = 1 };
+/// Event buffers carry exactly one event (always flushed immediately): the type byte, then the
+/// event's fields.
+enum class EventType : uint8_t { kEndOfPartition = 1, kCheckpointBarrier = 2 };
+
+/// Flink's CheckpointBarrier: injected by the sources when the JobMaster triggers checkpoint
+/// `id`, it flows with the records and splits the stream into before (in the snapshot) and after.
+struct CheckpointBarrier {
+  enum Flags : uint8_t {
+    kSavepoint = 1,
+    /// stop-with-savepoint: tasks stop after this barrier once the savepoint completed.
+    kStop = 2,
+    /// stop-with-savepoint --drain: sources end their input (final watermark) after it.
+    kDrain = 4,
+  };
+  CheckpointId id{0};
+  Timestamp timestamp;  ///< when the JobMaster triggered it (epoch ms)
+  uint8_t flags = 0;
+  /// Savepoints: the directory (URI) every task writes its state to; empty for checkpoints.
+  std::string target;
+  bool savepoint() const { return (flags & kSavepoint) != 0; }
+  bool stop() const { return (flags & kStop) != 0; }
+  bool drain() const { return (flags & kDrain) != 0; }
+};
+/// Size of an encoded barrier event without its target: type, id, timestamp, flags.
+inline constexpr size_t kBarrierEventSize = 1 + 8 + 8 + 1;
+/// The event: the fixed fields, then the target's bytes (at most 4 KiB).
+std::string EncodeBarrier(const CheckpointBarrier& b);
+/// False unless `event` (a whole event buffer) is exactly one barrier.
+bool DecodeBarrier(std::string_view event, CheckpointBarrier& b);
 
 /// Where a producer hands a full (or flushed) buffer for one consumer channel that is not a
 /// gate of this process: the network layer. Takes ownership of the buffer.
@@ -139,6 +166,8 @@ class ResultPartition final : public RecordWriter {
   void FlushAll();
   /// Flushes and sends end-of-partition to every consumer.
   void Finish();
+  /// Flushes every channel, then sends `barrier` to each (ahead of any later record).
+  void BroadcastBarrier(const CheckpointBarrier& barrier);
   LocalBufferPool& pool() { return *pool_; }
   const LocalBufferPool& pool() const { return *pool_; }
 
@@ -151,6 +180,8 @@ class ResultPartition final : public RecordWriter {
   void WriteFrame(int sub, FrameTag tag, Timestamp ts, std::string_view payload);
   void WriteBytes(Sub& s, const char* p, size_t n);
   void Flush(Sub& s);
+  /// Flushes every channel and sends the event `bytes` to each.
+  void BroadcastEvent(std::string_view bytes);
   static int64_t NowNs();
 
   std::unique_ptr<LocalBufferPool> pool_;

@@ -2,9 +2,11 @@
 
 #include <atomic>
 #include <chrono>
+#include <deque>
 #include <functional>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <queue>
 #include <string>
 #include <string_view>
@@ -19,7 +21,44 @@
 #include "eddy/state/timers.h"
 #include "eddy/worker/channels.h"
 
+namespace eddy::proto {
+class AcknowledgeCheckpoint;
+class DeclineCheckpoint;
+class CheckpointMetadata;
+}  // namespace eddy::proto
+namespace eddy::storage {
+class ObjectStore;
+}
+
 namespace eddy::worker {
+
+/// Steady clock, ns.
+int64_t SteadyNs();
+
+/// A completed checkpoint or savepoint to start the tasks from.
+struct RestoreSnapshot {
+  std::shared_ptr<const proto::CheckpointMetadata> metadata;
+  /// Rooted where the metadata's state file keys are relative to.
+  std::shared_ptr<storage::ObjectStore> store;
+};
+
+/// What the tasks of one execution attempt need to take part in checkpoints (Flink's
+/// SubtaskCheckpointCoordinator). Shared by the attempt's tasks; every member is callable from
+/// any thread.
+struct CheckpointHooks {
+  /// The job's checkpoint directory (`<checkpoint-dir>/<job-id>`); null = checkpointing is off.
+  std::shared_ptr<storage::ObjectStore> store;
+  /// Aligned barriers (exactly-once) or not (at-least-once).
+  bool exactly_once = true;
+  /// Runs the slow half of a snapshot (uploads) off the task thread.
+  std::function<void(std::move_only_function<void()>)> run_async;
+  /// Reports a subtask's finished snapshot, or why it could not take one.
+  std::function<void(proto::AcknowledgeCheckpoint)> acknowledge;
+  std::function<void(proto::DeclineCheckpoint)> decline;
+  /// State to start from; null = a fresh start.
+  std::shared_ptr<const RestoreSnapshot> restore;
+  uint64_t attempt = 0;
+};
 
 /// Which state backend keyed operators use (eddy/state/backend_kind.h).
 using StateBackendKind = eddy::StateBackendKind;
@@ -39,6 +78,8 @@ struct TaskOptions {
   int64_t max_bad_records = -1;
   /// Processing-time clock override for tests; nullptr = wall clock.
   std::function<Timestamp()> clock;
+  /// Checkpointing and restore; null = neither.
+  std::shared_ptr<const CheckpointHooks> checkpoints;
 };
 
 /// Metrics of one task (subtask of a vertex), written by the task thread, readable from any
@@ -60,6 +101,10 @@ struct TaskMetrics {
   std::atomic<int64_t> input_watermark{INT64_MIN};
   /// Latency markers received (and forwarded).
   std::atomic<uint64_t> latency_markers_in{0};
+  /// Checkpoint alignment: time the last aligned checkpoint spent between its first and last
+  /// barrier (Flink's checkpointAlignmentTime), ns; and the checkpoints this task snapshotted.
+  std::atomic<int64_t> last_alignment_ns{0};
+  std::atomic<uint64_t> checkpoints_taken{0};
 };
 
 /// How a task spent its time since it started, ns (Flink's busy / idle / back-pressured time):
@@ -121,6 +166,11 @@ class Task {
   /// Instantiates and opens the chain, then loops until end of input, failure or cancel.
   Status Run();
   void Cancel();
+  /// Source tasks: inject `barrier` (snapshot, then send it downstream) at the next chance.
+  /// Any thread.
+  void TriggerCheckpoint(CheckpointBarrier barrier);
+  /// Checkpoint `id` completed (or was aborted) everywhere. Any thread.
+  void NotifyCheckpoint(CheckpointId id, bool completed);
   const std::string& name() const { return name_; }
   int subtask() const { return subtask_; }
   VertexId vertex_id() const { return vertex_.id; }
@@ -148,6 +198,17 @@ class Task {
   Status RunSource();
   Status RunInputs();
   Status ProcessBuffer(int channel, NetworkBuffer* b);
+  /// Next buffer to process: stashed buffers released by a finished alignment first, then the
+  /// gate. Buffers of channels blocked by an alignment are stashed, not returned.
+  NetworkBuffer* NextBuffer(int& channel);
+  void OnBarrier(int channel, const CheckpointBarrier& barrier);
+  /// Snapshots the chain for `barrier` (after alignment) and sends the barrier downstream.
+  void PerformCheckpoint(const CheckpointBarrier& barrier, int64_t alignment_ns);
+  void EndAlignment();
+  /// Every open channel delivered the pending barrier.
+  bool AlignmentComplete() const;
+  void ProcessMail();
+  Status RestoreChain(bool after_open);
   void OnLatencyMarker(std::string_view payload);
   void EmitLatencyMarkers(int64_t now_ms);
   void FlushOutputs();
@@ -185,6 +246,33 @@ class Task {
   int channels_ended_ = 0;
   Status failure_;  // set by operators through OperatorContext::Fail
   int64_t next_flush_ms_ = INT64_MAX;
+
+  // Mailbox: control messages from other threads, run on the task thread between buffers.
+  struct Mail {
+    enum class Kind : uint8_t { kTrigger, kComplete, kAbort } kind;
+    CheckpointBarrier barrier;
+  };
+  std::mutex mail_mu_;
+  std::vector<Mail> mail_;
+  std::atomic<bool> has_mail_{false};
+
+  // Barrier handling (task thread). Alignment holds back the channels that delivered the pending
+  // barrier; their buffers wait in `stash_` (bounded by the channel's credits or its producer's
+  // pool) and go to `replay_` when every open channel delivered it.
+  std::vector<bool> channel_ended_;
+  std::vector<bool> got_barrier_;  // delivered the pending barrier
+  std::vector<bool> blocked_;      // ... and is held back until alignment ends (exactly-once)
+  std::vector<std::deque<NetworkBuffer*>> stash_;
+  std::deque<std::pair<int, NetworkBuffer*>> replay_;
+  CheckpointBarrier pending_barrier_;  // id 0 = none pending
+  int64_t alignment_start_ns_ = 0;
+  int64_t last_checkpoint_ = 0;  // highest checkpoint id snapshotted or given up
+  /// stop-with-savepoint: the savepoint after which this task ends (0 = none), and whether a
+  /// source stopped producing for it.
+  int64_t stop_after_ = 0;
+  bool source_stopped_ = false;
+  bool stop_now_ = false;
+  bool drain_end_ = false;  // a source drained for stop-with-savepoint: its input ends now
 };
 
 }  // namespace eddy::worker
