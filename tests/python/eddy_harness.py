@@ -15,9 +15,9 @@ EDDY = BIN / "operator" / "eddy"
 class EddyProcess:
     """`eddy ARGS` in `cwd`; stderr lines in `lines`, stdout lines in `out` when captured."""
 
-    def __init__(self, args, cwd, capture_stdout=False):
+    def __init__(self, args, cwd, capture_stdout=False, env=None):
         self.proc = subprocess.Popen(
-            [str(EDDY), *args], cwd=cwd,
+            [str(EDDY), *args], cwd=cwd, env=env,
             stdout=subprocess.PIPE if capture_stdout else subprocess.DEVNULL,
             stderr=subprocess.PIPE, text=True)
         self.lines = []

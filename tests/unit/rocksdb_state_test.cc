@@ -4,6 +4,7 @@
 // backends (heap <-> RocksDB), and corrupt or missing checkpoint files.
 
 #include <gtest/gtest.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -232,6 +233,31 @@ TEST_F(RocksDBStateTest, OwnsItsLocalDirectory) {
   EXPECT_FALSE(fs::exists(dir)) << "removed with the backend";
   auto bad = MakeKeyedStateBackend(StateBackendKind::kRocksDB, kMaxPar, kAll, nullptr, "");
   EXPECT_FALSE(bad.ok());
+}
+
+TEST_F(RocksDBStateTest, DirectoriesOfDeadProcessesAreRemoved) {
+  const fs::path base = dir_ / "sweep";
+  // A pid that surely is not running: a child that has exited and been reaped.
+  pid_t child = ::fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) ::_exit(0);
+  ASSERT_EQ(::waitpid(child, nullptr, 0), child);
+  const std::string dead = std::to_string(child), self = std::to_string(::getpid());
+  for (const std::string& name :
+       {"job-op-" + dead + "-0", "job-op-" + dead + "-17", "job-op-" + self + "-3", std::string("job-op-1-0"),
+        std::string("not-a-pid-x-0"), std::string("plain")}) {
+    fs::create_directories(base / name / "db");
+  }
+  std::ofstream(base / ("job-op-" + dead + "-9")) << "a file, not a directory";
+  EXPECT_EQ(RemoveStaleLocalStateDirs(base.string()), 2u);
+  EXPECT_FALSE(fs::exists(base / ("job-op-" + dead + "-0")));
+  EXPECT_FALSE(fs::exists(base / ("job-op-" + dead + "-17")));
+  EXPECT_TRUE(fs::exists(base / ("job-op-" + self + "-3"))) << "this process";
+  EXPECT_TRUE(fs::exists(base / "job-op-1-0")) << "pid 1 is alive";
+  EXPECT_TRUE(fs::exists(base / "not-a-pid-x-0"));
+  EXPECT_TRUE(fs::exists(base / "plain"));
+  EXPECT_TRUE(fs::exists(base / ("job-op-" + dead + "-9")));
+  EXPECT_EQ(RemoveStaleLocalStateDirs((dir_ / "missing").string()), 0u);
 }
 
 TEST_F(RocksDBStateTest, KeysStartWithTheKeyGroupAndSortNamespacesNumerically) {

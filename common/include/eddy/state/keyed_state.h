@@ -55,4 +55,11 @@ Result<std::unique_ptr<KeyedStateBackend>> MakeKeyedStateBackend(
 /// $TMPDIR/eddy-state (or /tmp/eddy-state). Only the path; nothing is created.
 std::string UniqueLocalStateDir(std::string_view base, std::string_view hint);
 
+/// Removes the working directories under `base` (named as UniqueLocalStateDir names them) whose
+/// process no longer exists: what a SIGKILLed worker left behind. Directories of live processes,
+/// of this process and with names of another shape are kept. Returns how many were removed.
+/// MakeKeyedStateBackend calls it once per process and base folder before its first RocksDB
+/// backend there.
+size_t RemoveStaleLocalStateDirs(const std::string& base);
+
 }  // namespace eddy
