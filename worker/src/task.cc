@@ -5,6 +5,7 @@
 #include <thread>
 
 #include "eddy/state/keyed_state.h"
+#include "worker/src/pending_ack.h"
 
 namespace eddy::worker {
 
@@ -158,6 +159,8 @@ Status Task::BuildChain() {
   channel_ended_.assign(wiring_.channel_input.size(), false);
   blocked_.assign(wiring_.channel_input.size(), false);
   got_barrier_.assign(wiring_.channel_input.size(), false);
+  recording_.assign(wiring_.channel_input.size(), false);
+  channel_state_.assign(wiring_.channel_input.size(), std::string());
   stash_.resize(wiring_.channel_input.size());
   for (int i = 0; i < num_inputs; ++i) {
     TypeInfoPtr type;
@@ -333,6 +336,7 @@ Status Task::RunSource() {
 
 Status Task::RunInputs() {
   const int total = static_cast<int>(wiring_.channel_input.size());
+  EDDY_RETURN_NOT_OK(ReplayRestoredChannels());
   while (!cancelled_.load(std::memory_order_relaxed) && channels_ended_ < total) {
     time_service_.RunDue();
     if (has_mail_.load(std::memory_order_acquire)) ProcessMail();
@@ -369,13 +373,10 @@ Status Task::ProcessBuffer(int channel, NetworkBuffer* b) {
       ++channels_ended_;
       channel_ended_[static_cast<size_t>(channel)] = true;
       if (valve.SetIdle(local, true)) head_input->ProcessWatermark(valve.current());
-      // An ended channel will send no barrier: it no longer holds an alignment back.
-      if (pending_barrier_.id.value() != 0 && AlignmentComplete()) {
-        CheckpointBarrier pending = std::move(pending_barrier_);
-        bool aligned = !options_.checkpoints || options_.checkpoints->exactly_once;
-        PerformCheckpoint(pending, aligned ? SteadyNs() - alignment_start_ns_ : 0);
-        EndAlignment();
-      }
+      // An ended channel will send no barrier: it no longer holds an alignment back (and what it
+      // recorded for an unaligned checkpoint is complete).
+      recording_[static_cast<size_t>(channel)] = false;
+      if (pending_barrier_.id.value() != 0 && AlignmentComplete()) CompleteAlignment();
     } else if (is_barrier) {
       OnBarrier(channel, barrier);
     } else if (ev == EventType::kCheckpointBarrier) {
@@ -384,11 +385,26 @@ Status Task::ProcessBuffer(int channel, NetworkBuffer* b) {
     }
     return Status::Ok();
   }
+  // Unaligned checkpoint pending and this channel's barrier not here yet: the buffer is in flight
+  // with respect to the snapshot (processed now, and replayed on restore).
+  if (recording_[static_cast<size_t>(channel)]) {
+    channel_state_[static_cast<size_t>(channel)].append(b->data, b->size);
+  }
+  Status st = ProcessData(channel, b->data, b->size);
+  b->Recycle();
+  return st;
+}
+
+Status Task::ProcessData(int channel, const char* data, size_t size) {
+  const int input = wiring_.channel_input[static_cast<size_t>(channel)];
+  const int local = channel_local_[static_cast<size_t>(channel)];
+  InputBase* head_input = operators_.front()->input(input);
+  WatermarkCombiner& valve = valves_[static_cast<size_t>(input)];
   RecordDecoder* decoder = decoders_[static_cast<size_t>(input)].get();
   uint64_t records = 0;
   uint64_t bad = 0;
   bool ok = readers_[static_cast<size_t>(channel)].Feed(
-      b->data, b->size, [&](FrameTag tag, Timestamp ts, std::string_view payload) {
+      data, size, [&](FrameTag tag, Timestamp ts, std::string_view payload) {
         switch (tag) {
           case FrameTag::kRecord:
           case FrameTag::kRecordTs:
@@ -413,8 +429,7 @@ Status Task::ProcessBuffer(int channel, NetworkBuffer* b) {
             break;
         }
       });
-  metrics_.bytes_in.fetch_add(b->size, std::memory_order_relaxed);
-  b->Recycle();
+  metrics_.bytes_in.fetch_add(size, std::memory_order_relaxed);
   metrics_.records_in.fetch_add(records, std::memory_order_relaxed);
   if (!ok)
     return Status::ParseError(name_ + ": corrupt frame on input channel " +

@@ -101,6 +101,7 @@ struct TaskExecutor::Impl {
     auto hooks = std::make_shared<CheckpointHooks>();
     hooks->attempt = d.attempt_id();
     hooks->exactly_once = d.exactly_once();
+    hooks->unaligned = d.exactly_once() && d.unaligned();
     if (!d.checkpoint_dir().empty()) {
       auto store = storage::OpenObjectStore(d.checkpoint_dir());
       if (!store.ok()) return store.status().WithContext("checkpoint storage");

@@ -200,6 +200,8 @@ class ChannelReader {
   /// Calls f(tag, ts, payload) for each complete frame; returns false on a corrupt frame.
   template <class F>
   bool Feed(const char* data, size_t size, F&& f);
+  /// The start of a frame that a later buffer completes (empty between frames).
+  std::string_view pending() const { return pending_; }
 
  private:
   static bool ParseVarint(const char* p, size_t n, uint64_t& v, size_t& used);

@@ -23,6 +23,7 @@
 
 namespace eddy::proto {
 class AcknowledgeCheckpoint;
+class OperatorState;
 class DeclineCheckpoint;
 class CheckpointMetadata;
 }  // namespace eddy::proto
@@ -50,6 +51,10 @@ struct CheckpointHooks {
   std::shared_ptr<storage::ObjectStore> store;
   /// Aligned barriers (exactly-once) or not (at-least-once).
   bool exactly_once = true;
+  /// Exactly-once only: snapshot at the first barrier of a checkpoint and persist what the other
+  /// channels deliver before their barriers (Flink's unaligned checkpoints). Savepoints stay
+  /// aligned.
+  bool unaligned = false;
   /// Runs the slow half of a snapshot (uploads) off the task thread.
   std::function<void(std::move_only_function<void()>)> run_async;
   /// Reports a subtask's finished snapshot, or why it could not take one.
@@ -105,6 +110,9 @@ struct TaskMetrics {
   /// barrier (Flink's checkpointAlignmentTime), ns; and the checkpoints this task snapshotted.
   std::atomic<int64_t> last_alignment_ns{0};
   std::atomic<uint64_t> checkpoints_taken{0};
+  /// Unaligned checkpoints: in-flight input bytes persisted with the last one, and in total.
+  std::atomic<uint64_t> last_in_flight_bytes{0};
+  std::atomic<uint64_t> in_flight_bytes_total{0};
 };
 
 /// How a task spent its time since it started, ns (Flink's busy / idle / back-pressured time):
@@ -198,17 +206,37 @@ class Task {
   Status RunSource();
   Status RunInputs();
   Status ProcessBuffer(int channel, NetworkBuffer* b);
+  /// The frames of a data buffer (or restored channel state) of `channel`.
+  Status ProcessData(int channel, const char* data, size_t size);
   /// Next buffer to process: stashed buffers released by a finished alignment first, then the
   /// gate. Buffers of channels blocked by an alignment are stashed, not returned.
   NetworkBuffer* NextBuffer(int& channel);
   void OnBarrier(int channel, const CheckpointBarrier& barrier);
-  /// Snapshots the chain for `barrier` (after alignment) and sends the barrier downstream.
+  /// Whether `barrier` is taken unaligned (unaligned mode, and not a savepoint).
+  bool IsUnaligned(const CheckpointBarrier& barrier) const;
+  /// Every open channel delivered the pending barrier: snapshot (aligned) or acknowledge the
+  /// snapshot taken at the first barrier with the recorded channel state (unaligned).
+  void CompleteAlignment();
+  /// Snapshots the chain for `barrier` (after alignment, or at the first barrier when unaligned)
+  /// and sends the barrier downstream. Aligned: the upload and acknowledgement follow at once;
+  /// unaligned: they wait in `deferred_ack_` for the channel state (`DispatchAck`).
   void PerformCheckpoint(const CheckpointBarrier& barrier, int64_t alignment_ns);
+  /// A snapshot's synchronous half (worker/src/pending_ack.h).
+  struct PendingAck;
+  /// Hands a snapshot's slow half (uploads, then the acknowledgement) to the upload thread.
+  void DispatchAck(PendingAck pending);
   void EndAlignment();
+  /// Feeds restored in-flight data (unaligned checkpoints) through the input path, channel by
+  /// channel, before the network is read.
+  Status ReplayRestoredChannels();
   /// Every open channel delivered the pending barrier.
   bool AlignmentComplete() const;
   void ProcessMail();
   Status RestoreChain(bool after_open);
+  /// Unaligned checkpoints: this subtask's in-flight data from the chain head's snapshot `st`
+  /// into `restored_channels_`; refuses a changed parallelism or channel count.
+  Status RestoreChannelState(const proto::OperatorState& st, storage::ObjectStore& store,
+                             const std::string& what);
   void OnLatencyMarker(std::string_view payload);
   void EmitLatencyMarkers(int64_t now_ms);
   void FlushOutputs();
@@ -265,6 +293,16 @@ class Task {
   std::vector<std::deque<NetworkBuffer*>> stash_;
   std::deque<std::pair<int, NetworkBuffer*>> replay_;
   CheckpointBarrier pending_barrier_;  // id 0 = none pending
+  // Unaligned: the pending checkpoint was snapshotted at its first barrier; `recording_` channels
+  // have not delivered it yet and append every data buffer to `channel_state_` (which starts with
+  // the partial frame their reader held at the snapshot). The acknowledgement waits in
+  // `deferred_ack_` until every open channel delivered the barrier.
+  bool pending_unaligned_ = false;
+  std::vector<bool> recording_;
+  std::vector<std::string> channel_state_;
+  std::unique_ptr<PendingAck> deferred_ack_;
+  /// Restored in-flight data by channel, replayed before the first network read.
+  std::vector<std::pair<int, std::string>> restored_channels_;
   int64_t alignment_start_ns_ = 0;
   int64_t last_checkpoint_ = 0;  // highest checkpoint id snapshotted or given up
   /// stop-with-savepoint: the savepoint after which this task ends (0 = none), and whether a
