@@ -57,6 +57,7 @@ commands:
       [--checkpoint-dir URI]                 checkpointing.storage and savepointDir
       [--savepoint-dir URI]                  (checkpoints need worker processes: without
                                              --workers these run on 1 worker with enough slots)
+      [--unaligned-checkpoints]              checkpointing.unaligned: true (exactly-once only)
   plan JOB.yaml [--parallelism N] [--format text|dot|json]
                                              print the execution plan (operator chains, edges)
   validate JOB.yaml                          check a job spec without running it
@@ -74,6 +75,7 @@ http://127.0.0.1:8081):
   submit JOB.yaml [--parallelism N]          submit a job; prints its job id
       [--from-savepoint PATH] [--allow-non-restored-state]
       [--checkpoint-interval D] [--checkpoint-dir URI] [--savepoint-dir URI]
+      [--unaligned-checkpoints]
   list                                       list the jobs (id, name, state, duration)
   cancel JOBID                               cancel a job
   wait JOBID [--timeout DURATION]            wait until the job ends; exit 0 if it finished
@@ -116,13 +118,15 @@ struct Args {
   std::string from_savepoint;
   bool allow_non_restored_state = false;
   std::optional<eddy::Duration> checkpoint_interval;
+  /// --unaligned-checkpoints: the spec's checkpointing.unaligned set to true.
+  bool unaligned_checkpoints = false;
   std::string checkpoint_dir;
   std::string savepoint_dir;
   bool drain = false;
   /// Any of --from-savepoint, --checkpoint-interval, --checkpoint-dir, --savepoint-dir.
   bool checkpoint_flags() const {
-    return !from_savepoint.empty() || checkpoint_interval || !checkpoint_dir.empty() ||
-           !savepoint_dir.empty();
+    return !from_savepoint.empty() || checkpoint_interval || unaligned_checkpoints ||
+           !checkpoint_dir.empty() || !savepoint_dir.empty();
   }
 };
 
@@ -232,6 +236,8 @@ bool ParseArgs(int argc, char** argv, Args& a, std::string& err) {
                                  : a.savepoint_dir) = StorageLocation(v);
     } else if (s == "--allow-non-restored-state") {
       a.allow_non_restored_state = true;
+    } else if (s == "--unaligned-checkpoints") {
+      a.unaligned_checkpoints = true;
     } else if (s == "--checkpoint-interval") {
       const char* v = value("--checkpoint-interval");
       if (!v) return false;
@@ -310,6 +316,7 @@ int RunOnLocalCluster(const Args& args) {
   sub.from_savepoint = args.from_savepoint;
   sub.allow_non_restored_state = args.allow_non_restored_state;
   sub.checkpoint_interval = args.checkpoint_interval;
+  if (args.unaligned_checkpoints) sub.unaligned_checkpoints = true;
   sub.checkpoint_storage = args.checkpoint_dir;
   sub.savepoint_dir = args.savepoint_dir;
   ctl::ControlPlaneOptions o;
@@ -741,6 +748,7 @@ int Submit(const Args& args) {
   if (args.parallelism > 0) query.emplace_back("parallelism", std::to_string(args.parallelism));
   if (!args.from_savepoint.empty()) query.emplace_back("savepointPath", args.from_savepoint);
   if (args.allow_non_restored_state) query.emplace_back("allowNonRestoredState", "true");
+  if (args.unaligned_checkpoints) query.emplace_back("unalignedCheckpoints", "true");
   if (args.checkpoint_interval)
     query.emplace_back("checkpointInterval",
                        std::to_string(args.checkpoint_interval->millis()) + "ms");

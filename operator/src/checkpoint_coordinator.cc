@@ -104,14 +104,14 @@ Result<CheckpointConfig> ParseCheckpointConfig(const YAML::Node& root) {
   if (!n) return c;
   if (!n.IsMap()) return Status::InvalidArgument("checkpointing: must be a mapping");
   static const std::set<std::string> kKeys = {
-      "interval", "mode",     "storage",       "retained",
-      "timeout",  "minPause", "maxConcurrent", "tolerableFailures"};
+      "interval", "mode",          "storage",           "retained", "timeout",
+      "minPause", "maxConcurrent", "tolerableFailures", "unaligned"};
   for (const auto& kv : n) {
     std::string key = kv.first.as<std::string>();
     if (!kKeys.count(key)) {
       return Status::InvalidArgument("checkpointing." + key +
                                      ": unknown field (interval, mode, storage, retained, timeout, "
-                                     "minPause, maxConcurrent, tolerableFailures)");
+                                     "minPause, maxConcurrent, tolerableFailures, unaligned)");
     }
   }
   if (n["interval"]) {
@@ -154,7 +154,24 @@ Result<CheckpointConfig> ParseCheckpointConfig(const YAML::Node& root) {
     EDDY_ASSIGN_OR_RETURN(c.tolerable_failures,
                           ParseIntField(n["tolerableFailures"], "tolerableFailures", -1));
   }
+  if (n["unaligned"]) {
+    try {
+      c.unaligned = n["unaligned"].as<bool>();
+    } catch (const YAML::Exception&) {
+      return Status::InvalidArgument("checkpointing.unaligned: must be true or false");
+    }
+  }
+  EDDY_RETURN_NOT_OK(ValidateCheckpointConfig(c));
   return c;
+}
+
+Status ValidateCheckpointConfig(const CheckpointConfig& c) {
+  if (c.unaligned && !c.exactly_once) {
+    return Status::InvalidArgument(
+        "checkpointing.unaligned: needs mode exactly-once (at-least-once checkpoints never "
+        "block channels, so there is nothing to unalign); drop `unaligned` or use exactly-once");
+  }
+  return Status::Ok();
 }
 
 CheckpointCoordinator::CheckpointCoordinator(std::string job_id, std::string job_name,
@@ -311,9 +328,11 @@ void CheckpointCoordinator::Finalize(Pending& p) {
   std::map<std::string, proto::OperatorState*> by_uid;
   uint64_t size = 0, full = 0;
   int64_t alignment = 0;
+  uint64_t persisted = 0;
   for (const auto& [key, ack] : p.acks) {
     size += ack.checkpointed_size();
     full += ack.full_size();
+    persisted += ack.persisted_in_flight();
     alignment = std::max(alignment, ack.alignment_duration_ms());
     for (const auto& os : ack.operators()) {
       proto::OperatorState*& st = by_uid[os.uid()];
@@ -335,6 +354,7 @@ void CheckpointCoordinator::Finalize(Pending& p) {
   stats_.last_size = size;
   stats_.last_full_size = full;
   stats_.last_alignment_ms = alignment;
+  stats_.last_persisted_bytes = persisted;
   std::shared_ptr<storage::ObjectStore> store = store_;
   std::string dir = p.dir;
   bool savepoint = p.savepoint;
@@ -384,10 +404,14 @@ void CheckpointCoordinator::OnFinalized(int64_t id, Status written, std::string 
   stats_.durations_s.push_back(static_cast<double>(duration) / 1000.0);
   stats_.sizes.push_back(static_cast<double>(stats_.last_size));
   stats_.full_sizes.push_back(static_cast<double>(stats_.last_full_size));
+  stats_.persisted.push_back(static_cast<double>(stats_.last_persisted_bytes));
+  if (stats_.last_persisted_bytes > 0) ++stats_.with_in_flight_data;
+  stats_.persisted_bytes_total += stats_.last_persisted_bytes;
   if (stats_.durations_s.size() > 1024) {
     stats_.durations_s.erase(stats_.durations_s.begin());
     stats_.sizes.erase(stats_.sizes.begin());
     stats_.full_sizes.erase(stats_.full_sizes.begin());
+    stats_.persisted.erase(stats_.persisted.begin());
   }
   Observe(stats_.histograms.duration_s, static_cast<double>(duration) / 1000.0);
   Observe(stats_.histograms.size_bytes, static_cast<double>(stats_.last_size));
@@ -403,6 +427,7 @@ void CheckpointCoordinator::OnFinalized(int64_t id, Status written, std::string 
     r.size = stats_.last_size;
     r.full_size = stats_.last_full_size;
     r.alignment_ms = stats_.last_alignment_ms;
+    r.persisted_bytes = stats_.last_persisted_bytes;
     r.path = path;
     (p.savepoint ? stats_.latest_savepoint : stats_.latest_completed) = r;
     AddToHistory(std::move(r));

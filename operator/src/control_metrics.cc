@@ -72,6 +72,10 @@ std::vector<prometheus::MetricFamily> CollectControlPlaneMetrics(ControlPlane& c
     auto last_alignment = gauge("eddy_job_last_checkpoint_alignment_seconds",
                                 "Longest barrier alignment of any subtask in the last completed "
                                 "checkpoint (checkpointAlignmentTime).");
+    auto last_persisted = gauge("eddy_job_last_checkpoint_persisted_in_flight_bytes",
+                                "In-flight input data persisted with the last completed "
+                                "checkpoint, summed over its subtasks; 0 unless unaligned "
+                                "(checkpointPersistedData).");
     auto in_progress = gauge("eddy_job_checkpoints_in_progress",
                              "Checkpoints and savepoints triggered and not yet completed or "
                              "failed (numberOfInProgressCheckpoints).");
@@ -112,6 +116,7 @@ std::vector<prometheus::MetricFamily> CollectControlPlaneMetrics(ControlPlane& c
         last_size.Add(l, static_cast<double>(c.last_size));
         last_full_size.Add(l, static_cast<double>(c.last_full_size));
         last_alignment.Add(l, static_cast<double>(c.last_alignment_ms) / 1e3);
+        last_persisted.Add(l, static_cast<double>(c.last_persisted_bytes));
       }
       in_progress.Add(l, c.in_progress);
       completed.Add(l, static_cast<double>(c.completed));
@@ -124,8 +129,9 @@ std::vector<prometheus::MetricFamily> CollectControlPlaneMetrics(ControlPlane& c
     out.push_back(restarts.Build());
     out.push_back(state.Build());
     out.push_back(uptime.Build());
-    for (auto* f : {&last_duration, &last_size, &last_full_size, &last_alignment, &in_progress,
-                    &completed, &failed, &restores, &fallbacks, &duration_hist, &size_hist}) {
+    for (auto* f :
+         {&last_duration, &last_size, &last_full_size, &last_alignment, &last_persisted,
+          &in_progress, &completed, &failed, &restores, &fallbacks, &duration_hist, &size_hist}) {
       prometheus::MetricFamily family = f->Build();
       // No job completed a checkpoint yet: leave the last-checkpoint gauges out.
       if (!family.metric.empty()) out.push_back(std::move(family));

@@ -378,6 +378,8 @@ struct ControlPlane::Impl {
     if (sub.checkpoint_interval) cc.interval = *sub.checkpoint_interval;
     if (!sub.checkpoint_storage.empty()) cc.storage = sub.checkpoint_storage;
     if (!sub.savepoint_dir.empty()) cc.savepoint_dir = sub.savepoint_dir;
+    if (sub.unaligned_checkpoints) cc.unaligned = *sub.unaligned_checkpoints;
+    EDDY_RETURN_NOT_OK(ValidateCheckpointConfig(cc));
     if (cc.storage.empty()) cc.storage = DefaultCheckpointStorage();
     std::shared_ptr<storage::ObjectStore> store;
     {
@@ -572,6 +574,7 @@ struct ControlPlane::Impl {
     d->set_buffer_timeout_ms(options.buffer_timeout_ms);
     d->set_checkpoint_dir(j.checkpoints->job_dir());
     d->set_exactly_once(j.checkpoints->config().exactly_once);
+    d->set_unaligned(j.checkpoints->config().unaligned);
     if (j.restore) {
       *d->mutable_restore() = *j.restore;
       Log(JobLabel(j) + " restores from " + (j.restore->checkpoint_id() ? "checkpoint " : "") +
@@ -675,8 +678,15 @@ struct ControlPlane::Impl {
     ReleaseAttempt(j);
     j.state = JobState::kFinished;
     j.end_epoch = EpochMillis();
+    std::string unaligned;
+    if (j.checkpoints && j.checkpoints->config().unaligned) {
+      const CheckpointStats& s = j.checkpoints->stats();
+      unaligned = "; unaligned checkpoints: " + std::to_string(s.completed) + " completed, " +
+                  std::to_string(s.with_in_flight_data) + " with in-flight data (" +
+                  std::to_string(s.persisted_bytes_total) + " bytes)";
+    }
     Log(JobLabel(j) + " finished in " + std::to_string(j.end_epoch - j.start_epoch) + " ms" +
-        (j.restarts ? " after " + std::to_string(j.restarts) + " restart(s)" : ""));
+        (j.restarts ? " after " + std::to_string(j.restarts) + " restart(s)" : "") + unaligned);
     ScheduleWaiting();
   }
 

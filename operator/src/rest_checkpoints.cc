@@ -50,10 +50,11 @@ Json Checkpoint(const CheckpointRecord& r) {
   o["checkpointed_size"] = r.size;
   o["state_size"] = r.full_size;
   o["end_to_end_duration"] = r.duration_ms;
-  // Bytes buffered during alignment, and unaligned checkpoints' in-flight data: not kept.
+  // Bytes buffered during alignment and processed during it: not kept. Unaligned checkpoints'
+  // in-flight data persisted with the snapshot: persisted_data.
   o["alignment_buffered"] = 0;
   o["processed_data"] = 0;
-  o["persisted_data"] = 0;
+  o["persisted_data"] = r.persisted_bytes;
   o["num_subtasks"] = r.tasks;
   o["num_acknowledged_subtasks"] = r.acknowledged;
   o["checkpoint_type"] = r.savepoint ? "SAVEPOINT" : "CHECKPOINT";
@@ -92,7 +93,7 @@ Json CheckpointingStatistics(const JobInfo& job) {
   summary["end_to_end_duration"] = Summary(durations_ms);
   summary["alignment_buffered"] = Summary({});
   summary["processed_data"] = Summary({});
-  summary["persisted_data"] = Summary({});
+  summary["persisted_data"] = Summary(s.persisted);
   o["summary"] = summary;
 
   Json latest = Json::object();
@@ -135,7 +136,7 @@ Json CheckpointConfigInfo(const JobInfo& job) {
   ext["delete_on_cancellation"] = false;
   o["externalization"] = ext;
   o["checkpoint_storage"] = c.storage;
-  o["unaligned_checkpoints"] = false;
+  o["unaligned_checkpoints"] = c.unaligned;
   o["tolerable_failed_checkpoints"] = c.tolerable_failures;
   // Eddy's additions.
   o["enabled"] = c.enabled();

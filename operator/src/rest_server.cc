@@ -437,6 +437,11 @@ RestResponse SubmitJob(ControlPlane& cp, const RestRequest& r) {
                             it->second + "'");
     sub.checkpoint_interval = *d;
   }
+  if (auto it = r.query.find("unalignedCheckpoints"); it != r.query.end()) {
+    auto b = ParseBool(it->second);
+    if (!b) return Error(400, "unalignedCheckpoints must be true or false");
+    sub.unaligned_checkpoints = *b;
+  }
   for (const auto& [param, field] : {std::pair{"checkpointDir", &sub.checkpoint_storage},
                                      std::pair{"savepointDir", &sub.savepoint_dir}}) {
     auto it = r.query.find(param);

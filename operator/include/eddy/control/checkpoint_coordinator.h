@@ -29,8 +29,12 @@ namespace eddy::control {
 struct CheckpointConfig {
   /// Trigger period; 0 = periodic checkpoints off (savepoints still work). Flink: interval.
   Duration interval = Duration::Millis(0);
-  /// Aligned barriers (exactly-once, default) or unaligned counting (at-least-once).
+  /// Aligned barriers (exactly-once, default) or barriers only counted (at-least-once).
   bool exactly_once = true;
+  /// Unaligned checkpoints (Flink: execution.checkpointing.unaligned, default false): tasks
+  /// snapshot at the first barrier and persist in-flight input data instead of blocking channels.
+  /// Exactly-once only; savepoints stay aligned. Fixed per job submission.
+  bool unaligned = false;
   /// Checkpoint directory (URI); the job's checkpoints go to `<storage>/<job-id>/`. Default:
   /// `file://$EDDY_HOME/checkpoints` (EDDY_HOME defaults to ~/.cache/eddy).
   std::string storage;
@@ -55,6 +59,9 @@ struct CheckpointConfig {
 /// Reads `checkpointing` (and `savepointDir`) of a job spec's root; defaults when absent.
 /// InvalidArgument naming the field on a bad value.
 Result<CheckpointConfig> ParseCheckpointConfig(const YAML::Node& spec_root);
+/// InvalidArgument when the settings contradict each other (unaligned needs exactly-once); run
+/// again after command-line overrides.
+Status ValidateCheckpointConfig(const CheckpointConfig& config);
 /// The default checkpoint directory: file://$EDDY_HOME/checkpoints.
 std::string DefaultCheckpointStorage();
 
@@ -73,6 +80,8 @@ struct CheckpointRecord {
   uint64_t size = 0;     ///< bytes uploaded for it (0 when failed before all acknowledged)
   uint64_t full_size = 0;
   int64_t alignment_ms = 0;
+  /// Unaligned checkpoints: in-flight input data persisted, bytes, summed over the subtasks.
+  uint64_t persisted_bytes = 0;
   std::string path;     ///< completed: its directory URI
   std::string failure;  ///< failed: why
 };
@@ -105,10 +114,14 @@ struct CheckpointStats {
   uint64_t last_size = 0;       ///< bytes uploaded for it (incremental)
   uint64_t last_full_size = 0;  ///< bytes of the whole state
   int64_t last_alignment_ms = 0;
+  uint64_t last_persisted_bytes = 0;  ///< in-flight data (unaligned checkpoints)
+  /// Completed checkpoints that persisted any in-flight data, and its bytes over all of them.
+  uint64_t with_in_flight_data = 0;
+  uint64_t persisted_bytes_total = 0;
   std::string last_path;
   std::string last_failure;
   /// Durations (s), sizes and full sizes (bytes) of the last 1024 completed checkpoints.
-  std::vector<double> durations_s, sizes, full_sizes;
+  std::vector<double> durations_s, sizes, full_sizes, persisted;
   /// Latest completed checkpoint, savepoint and (counted) failure; the last restore.
   std::optional<CheckpointRecord> latest_completed, latest_savepoint, latest_failed;
   std::optional<RestoreRecord> latest_restored;

@@ -72,6 +72,8 @@ struct JobSubmission {
   std::optional<Duration> checkpoint_interval;
   std::string checkpoint_storage;
   std::string savepoint_dir;
+  /// Overrides the spec's checkpointing.unaligned when set.
+  std::optional<bool> unaligned_checkpoints;
 };
 
 struct SubtaskInfo {
