@@ -60,6 +60,10 @@ def mutated(fn):
         ("bad checkpoint interval", mutated(lambda d: d.update(checkpointing={"interval": "often"}))),
         ("retained zero", mutated(lambda d: d.update(checkpointing={"retained": 0}))),
         ("empty savepointDir", mutated(lambda d: d.update(savepointDir=""))),
+        ("unaligned not a boolean",
+         mutated(lambda d: d.update(checkpointing={"unaligned": "yes please"}))),
+        ("unaligned at-least-once",
+         mutated(lambda d: d.update(checkpointing={"mode": "at-least-once", "unaligned": True}))),
     ],
 )
 def test_invalid_documents_are_rejected(name, doc):
@@ -70,7 +74,18 @@ def test_checkpointing_and_savepoint_dir_are_accepted():
     doc = mutated(lambda d: d.update(
         checkpointing={"interval": "10s", "mode": "exactly-once", "storage": "s3://b/chk",
                        "retained": 3, "timeout": "1m", "minPause": "500ms", "maxConcurrent": 1,
-                       "tolerableFailures": -1},
+                       "tolerableFailures": -1, "unaligned": True},
         savepointDir="file:///data/savepoints"))
+    errors = list(VALIDATOR.iter_errors(doc))
+    assert not errors, [e.message for e in errors]
+
+
+@pytest.mark.parametrize("checkpointing", [
+    {"unaligned": True},  # mode defaults to exactly-once
+    {"mode": "at-least-once", "unaligned": False},
+    {"mode": "EXACTLY_ONCE", "unaligned": True},
+])
+def test_unaligned_checkpoints_are_accepted(checkpointing):
+    doc = mutated(lambda d: d.update(checkpointing=checkpointing))
     errors = list(VALIDATOR.iter_errors(doc))
     assert not errors, [e.message for e in errors]

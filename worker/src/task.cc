@@ -178,6 +178,7 @@ Status Task::BuildChain() {
   for (size_t i = operators_.size(); i-- > 0;) {
     EDDY_RETURN_NOT_OK(
         operators_[i]->Open().WithContext(name_ + ": " + contexts_[i]->operator_name));
+    ++opened_;
   }
   return RestoreChain(/*after_open=*/true);
 }
@@ -199,7 +200,8 @@ Status Task::Run() {
       FinishChain();
       if (!failure_.ok()) st = failure_.WithContext(name_);
     }
-    for (auto& op : operators_) op->Close();
+    // Only what was opened (a restore may fail before any operator opened; they open tail first).
+    for (size_t i = operators_.size() - opened_; i < operators_.size(); ++i) operators_[i]->Close();
   } catch (const std::exception& e) {
     st = Status::Internal(name_ + ": a function threw: " + e.what());
   }

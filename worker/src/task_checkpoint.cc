@@ -301,7 +301,8 @@ void Task::PerformCheckpoint(const CheckpointBarrier& barrier, int64_t alignment
   const int64_t sync_ns = SteadyNs() - start_ns;
   ack->set_sync_duration_ms(sync_ns / 1'000'000);
   metrics_.checkpoints_taken.fetch_add(1, std::memory_order_relaxed);
-  if (IsUnaligned(barrier)) {
+  if (pending_unaligned_) {
+    // Taken at the first barrier (OnBarrier); sources never get here, they have no channels.
     deferred_ack_ = std::move(owned);
     return;
   }

@@ -261,6 +261,7 @@ class Task {
   TaskTimeService time_service_;
 
   std::vector<std::unique_ptr<StreamOperatorBase>> operators_;  // chain order, head first
+  size_t opened_ = 0;  // operators opened, counted from the chain's tail
   std::vector<std::unique_ptr<OperatorContext>> contexts_;
   std::vector<OperatorCounters> counters_;
   std::vector<std::unique_ptr<OutputBase>> outputs_;
