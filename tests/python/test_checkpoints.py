@@ -33,14 +33,15 @@ WINDOW_MS = 1000
 
 
 def job_spec(out: Path, store: Path, count: int, rate: int, mode: str, transactional: bool,
-             backend: str = "heap", interval: str = "300ms") -> str:
+             backend: str = "heap", interval: str = "300ms", unaligned: bool = False) -> str:
     sink = (f"{{path: {out}, format: json, transactional: true}}" if transactional
             else f"{{path: {out}, format: json}}")
+    extra = ", unaligned: true" if unaligned else ""
     return f"""
 name: chaos
 parallelism: 3
 stateBackend: {backend}
-checkpointing: {{interval: {interval}, mode: {mode}, storage: "file://{store}", retained: 3}}
+checkpointing: {{interval: {interval}, mode: {mode}, storage: "file://{store}", retained: 3{extra}}}
 restartStrategy: {{type: fixed-delay, attempts: 100, delay: 200ms}}
 sources:
   - name: numbers
@@ -103,11 +104,12 @@ def newest_checkpoint(store: Path) -> int:
 
 
 def run_with_kills(tmp_path, mode, transactional, kills, count, rate, gap=(1.0, 1.8),
-                   backend="heap", interval="300ms"):
+                   backend="heap", interval="300ms", unaligned=False):
     out = tmp_path / ("out" if transactional else "out.jsonl")
     store = tmp_path / "checkpoints"
     job = tmp_path / "job.yaml"
-    job.write_text(job_spec(out, store, count, rate, mode, transactional, backend, interval))
+    job.write_text(job_spec(out, store, count, rate, mode, transactional, backend, interval,
+                            unaligned))
     # RocksDB's working directories go to $TMPDIR/eddy-state.
     (tmp_path / "tmp").mkdir()
     env = dict(os.environ, TMPDIR=str(tmp_path / "tmp"))
@@ -166,6 +168,40 @@ def test_exactly_once_under_repeated_worker_kills(tmp_path):
     assert dict(got) == want, f"{len(got)} of {len(want)} windows\n{log}"
     # Nothing is left staged: every transaction was committed or aborted.
     assert not [p for p in os.listdir(out) if ".inprogress." in p], os.listdir(out)
+
+
+def test_exactly_once_with_unaligned_checkpoints_under_worker_kills(tmp_path):
+    """Unaligned checkpoints: every window task snapshots at its first barrier and persists what
+    its other channels deliver before theirs; restores replay that in-flight data first. The
+    committed output must still equal the failure-free run exactly, and some checkpoints must
+    really have carried in-flight data (else this would only re-test aligned checkpoints)."""
+    kills = int(os.environ.get("EDDY_CHAOS_KILLS", "3"))
+    rate = 9000
+    count = int(rate * (kills * 2.5 + 4))
+    got, log, out = run_with_kills(tmp_path, "exactly-once", True, kills, count, rate, (1.5, 2.5),
+                                   backend="rocksdb", interval="500ms", unaligned=True)
+    m = re.search(r"unaligned checkpoints: (\d+) completed, (\d+) with in-flight data "
+                  r"\((\d+) bytes\)", log)
+    assert m, log
+    completed, with_data, persisted = (int(g) for g in m.groups())
+    assert completed >= kills, log
+    assert with_data >= 1 and persisted > 0, f"no checkpoint held in-flight data\n{log}"
+    want = expected(count)
+    counted = collections.Counter(k for k, _ in got)
+    dups = [k for k, n in counted.items() if n > 1]
+    assert not dups, f"windows committed twice: {dups[:5]}\n{log}"
+    assert dict(got) == want, f"{len(got)} of {len(want)} windows\n{log}"
+    assert not [p for p in os.listdir(out) if ".inprogress." in p], os.listdir(out)
+
+
+def test_unaligned_checkpoints_need_exactly_once(tmp_path):
+    job = tmp_path / "job.yaml"
+    job.write_text(job_spec(tmp_path / "out.jsonl", tmp_path / "chk", 100, 0, "at-least-once",
+                            False, unaligned=True))
+    c = EddyProcess(["run", "--workers", "1", "--slots", "6", str(job)], tmp_path)
+    rc = c.finish(timeout=60)
+    assert rc != 0, c.log()
+    assert "checkpointing.unaligned: needs mode exactly-once" in c.log(), c.log()
 
 
 def test_at_least_once_loses_nothing(tmp_path):
