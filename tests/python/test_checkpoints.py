@@ -183,6 +183,7 @@ def test_exactly_once_with_unaligned_checkpoints_under_worker_kills(tmp_path):
     m = re.search(r"unaligned checkpoints: (\d+) completed, (\d+) with in-flight data "
                   r"\((\d+) bytes\)", log)
     assert m, log
+    print(m.group(0))
     completed, with_data, persisted = (int(g) for g in m.groups())
     assert completed >= kills, log
     assert with_data >= 1 and persisted > 0, f"no checkpoint held in-flight data\n{log}"
