@@ -9,6 +9,7 @@
 
 #include <unistd.h>
 #include <chrono>
+#include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -89,7 +90,8 @@ struct Job {
 };
 
 std::unique_ptr<Job> Start(const std::string& spec, const fs::path& store_dir, bool unaligned,
-                           std::shared_ptr<const RestoreSnapshot> restore = nullptr) {
+                           std::shared_ptr<const RestoreSnapshot> restore = nullptr,
+                           size_t max_inline = 64 * 1024) {
   auto j = std::make_unique<Job>();
   auto compiled = CompileJobSpec(spec, "job.yaml");
   EXPECT_TRUE(compiled.ok()) << compiled.status().ToString();
@@ -105,6 +107,7 @@ std::unique_ptr<Job> Start(const std::string& spec, const fs::path& store_dir, b
   hooks->store = std::move(*store);
   hooks->exactly_once = true;
   hooks->unaligned = unaligned;
+  hooks->max_inline_channel_state = max_inline;
   hooks->attempt = 1;
   hooks->run_async = [](std::move_only_function<void()> f) { f(); };
   std::shared_ptr<Acks> acks = j->acks;
@@ -203,13 +206,20 @@ struct FirstRun {
   std::shared_ptr<proto::CheckpointMetadata> metadata;
   std::shared_ptr<storage::ObjectStore> store;
   uint64_t in_flight = 0;
+  int channel_files = 0;  ///< channel states written as files rather than inline
 };
 
-/// Runs the job once, triggering checkpoint 1 at generator 0 and, `gap` later, at generator 1,
-/// and checks what the window subtasks acknowledged.
-FirstRun RunWithSkewedBarriers(const fs::path& dir, bool unaligned) {
+/// Runs the job once, triggering checkpoint 1 (or a savepoint) at generator 0 and, 300 ms later,
+/// at generator 1, and checks what the window subtasks acknowledged.
+FirstRun RunWithSkewedBarriers(const fs::path& dir, bool unaligned, bool savepoint = false,
+                               size_t max_inline = 64 * 1024) {
   FirstRun r;
-  auto job = Start(Spec(dir / "first.jsonl", 2), dir / "store", unaligned);
+  auto job = Start(Spec(dir / "first.jsonl", 2), dir / "store", unaligned, nullptr, max_inline);
+  CheckpointBarrier barrier = Barrier(1);
+  if (savepoint) {
+    barrier.flags = CheckpointBarrier::kSavepoint;
+    barrier.target = "file://" + (dir / "savepoint").string();
+  }
   if (!job) return r;
   std::vector<Task*> sources;
   for (auto& t : job->tasks) {
@@ -217,10 +227,10 @@ FirstRun RunWithSkewedBarriers(const fs::path& dir, bool unaligned) {
   }
   EXPECT_EQ(sources.size(), 2u);
   std::this_thread::sleep_for(200ms);
-  sources[0]->TriggerCheckpoint(Barrier(1));
+  sources[0]->TriggerCheckpoint(barrier);
   std::this_thread::sleep_for(300ms);
   const auto second = std::chrono::steady_clock::now();
-  sources[1]->TriggerCheckpoint(Barrier(1));
+  sources[1]->TriggerCheckpoint(barrier);
   job->Join();
   for (size_t i = 0; i < job->results.size(); ++i) {
     EXPECT_TRUE(job->results[i].ok()) << job->results[i].ToString();
@@ -241,7 +251,7 @@ FirstRun RunWithSkewedBarriers(const fs::path& dir, bool unaligned) {
       ADD_FAILURE() << inputs.size() << " input channels";
       continue;
     }
-    if (!unaligned) {
+    if (!unaligned || savepoint) {
       EXPECT_EQ(head.input_channels_size(), 0);
       EXPECT_EQ(ack.persisted_in_flight(), 0u);
       // Aligned: the channel of generator 0 was blocked until generator 1's barrier came.
@@ -262,6 +272,7 @@ FirstRun RunWithSkewedBarriers(const fs::path& dir, bool unaligned) {
                                ? ch.file().size()
                                : static_cast<uint64_t>(ch.inline_data().size()));
       sum += ch.size();
+      if (ch.has_file() && !ch.file().key().empty()) ++r.channel_files;
     }
     // Generator 1 sent ~300 ms of records after the snapshot and before its barrier; generator
     // 0's channel delivered the barrier first and recorded nothing.
@@ -273,7 +284,8 @@ FirstRun RunWithSkewedBarriers(const fs::path& dir, bool unaligned) {
   EXPECT_EQ(window_acks, 2);
   EXPECT_EQ(job->acks->acks.size(), 4u) << "every subtask acknowledges, sources included";
   r.metadata = Metadata(*job->acks, 1);
-  auto store = storage::OpenObjectStore("file://" + (dir / "store").string());
+  auto store =
+      storage::OpenObjectStore("file://" + (dir / (savepoint ? "savepoint" : "store")).string());
   EXPECT_TRUE(store.ok());
   r.store = std::move(*store);
   return r;
@@ -300,9 +312,12 @@ std::map<int64_t, std::pair<int64_t, int64_t>> Restore(
 
 TEST(UnalignedCheckpointTest, SnapshotsAtFirstBarrierRecordsOtherChannelAndRestoreReplaysIt) {
   fs::path dir = TempDir("roundtrip");
-  FirstRun first = RunWithSkewedBarriers(dir, /*unaligned=*/true);
+  // More than 8 KiB of a channel's in-flight data becomes a file of the checkpoint (the busier
+  // window subtask records ~15 KiB in 300 ms, the other ~4 KiB): both forms are restored.
+  FirstRun first = RunWithSkewedBarriers(dir, /*unaligned=*/true, /*savepoint=*/false, 8 * 1024);
   ASSERT_TRUE(first.metadata);
   ASSERT_GT(first.in_flight, 0u);
+  EXPECT_GE(first.channel_files, 1);
 
   // Restored with the in-flight data: every record counted exactly once.
   auto got = Restore(dir, "restored", first.metadata, first.store, 2);
@@ -345,6 +360,16 @@ TEST(UnalignedCheckpointTest, AlignedModeBlocksInsteadAndPersistsNoChannelState)
   ASSERT_TRUE(first.metadata);
   EXPECT_EQ(first.in_flight, 0u);
   EXPECT_EQ(Restore(dir, "restored", first.metadata, first.store, 2), Expected());
+  fs::remove_all(dir);
+}
+
+TEST(UnalignedCheckpointTest, SavepointsStayAligned) {
+  fs::path dir = TempDir("savepoint");
+  FirstRun first = RunWithSkewedBarriers(dir, /*unaligned=*/true, /*savepoint=*/true);
+  ASSERT_TRUE(first.metadata);
+  EXPECT_EQ(first.in_flight, 0u);
+  // Aligned, so it also restores at another parallelism.
+  EXPECT_EQ(Restore(dir, "rescaled", first.metadata, first.store, 3), Expected());
   fs::remove_all(dir);
 }
 

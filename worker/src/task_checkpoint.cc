@@ -312,9 +312,6 @@ void Task::PerformCheckpoint(const CheckpointBarrier& barrier, int64_t alignment
 
 void Task::DispatchAck(PendingAck pending) {
   std::shared_ptr<const CheckpointHooks> hooks = options_.checkpoints;
-  // In-flight data up to this size per channel travels inline in the metadata; larger channel
-  // states are files of the checkpoint (deleted with it).
-  constexpr size_t kInlineChannelState = 64 * 1024;
   uint64_t in_flight = 0;
   std::vector<std::pair<std::string, std::string>> channel_files;  // key, data
   if (!pending.channels.empty()) {
@@ -328,7 +325,9 @@ void Task::DispatchAck(PendingAck pending) {
       auto* ch = head->add_input_channels();
       ch->set_channel(static_cast<int32_t>(c));
       ch->set_size(data.size());
-      if (data.size() <= kInlineChannelState) {
+      // Small channel states travel inline in the metadata; larger ones are files of the
+      // checkpoint (deleted with it).
+      if (data.size() <= hooks->max_inline_channel_state) {
         pending.inline_bytes += data.size();
         ch->set_inline_data(std::move(data));
         continue;

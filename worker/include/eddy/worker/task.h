@@ -55,6 +55,9 @@ struct CheckpointHooks {
   /// channels deliver before their barriers (Flink's unaligned checkpoints). Savepoints stay
   /// aligned.
   bool unaligned = false;
+  /// Unaligned: in-flight data of one channel up to this many bytes travels inline in the
+  /// metadata; more becomes a file of the checkpoint. Default 64 KiB; fixed per attempt.
+  size_t max_inline_channel_state = 64 * 1024;
   /// Runs the slow half of a snapshot (uploads) off the task thread.
   std::function<void(std::move_only_function<void()>)> run_async;
   /// Reports a subtask's finished snapshot, or why it could not take one.
