@@ -406,6 +406,24 @@ struct ControlPlane::Impl {
               ") that the job does not have; change the job or pass --allow-non-restored-state");
         }
       }
+      // In-flight data of an unaligned checkpoint restores only into the same subtasks.
+      std::map<std::string, int> head_parallelism;
+      for (const auto& v : j.graph->vertices()) {
+        head_parallelism[j.graph->stream_graph().node(v.head).uid] = v.parallelism;
+      }
+      for (const auto& op : md->operators()) {
+        bool in_flight = false;
+        for (const auto& st : op.subtasks()) in_flight = in_flight || st.input_channels_size() > 0;
+        auto it = head_parallelism.find(op.uid());
+        if (in_flight && it != head_parallelism.end() && it->second != op.parallelism()) {
+          return Status::InvalidArgument(
+              sub.from_savepoint + " is an unaligned checkpoint with in-flight data of '" +
+              op.name() + "' at parallelism " + std::to_string(op.parallelism()) +
+              ", which cannot be restored at parallelism " + std::to_string(it->second) +
+              "; resume at the same parallelism, or rescale from a savepoint (savepoints are "
+              "always aligned)");
+        }
+      }
       r.set_allow_non_restored_state(sub.allow_non_restored_state);
       j.initial_restore = r;
       j.initial_restore_is_savepoint = md->savepoint();

@@ -203,6 +203,14 @@ def test_unaligned_checkpoints_need_exactly_once(tmp_path):
     rc = c.finish(timeout=60)
     assert rc != 0, c.log()
     assert "checkpointing.unaligned: needs mode exactly-once" in c.log(), c.log()
+    # The same through the command-line override of an at-least-once spec.
+    job.write_text(job_spec(tmp_path / "out.jsonl", tmp_path / "chk", 100, 0, "at-least-once",
+                            False))
+    c = EddyProcess(["run", "--workers", "1", "--slots", "6", "--unaligned-checkpoints",
+                     str(job)], tmp_path)
+    rc = c.finish(timeout=60)
+    assert rc != 0, c.log()
+    assert "checkpointing.unaligned: needs mode exactly-once" in c.log(), c.log()
 
 
 def test_at_least_once_loses_nothing(tmp_path):
