@@ -60,6 +60,10 @@ def mutated(fn):
         ("bad checkpoint interval", mutated(lambda d: d.update(checkpointing={"interval": "often"}))),
         ("retained zero", mutated(lambda d: d.update(checkpointing={"retained": 0}))),
         ("empty savepointDir", mutated(lambda d: d.update(savepointDir=""))),
+        ("upsert without key",
+         mutated(lambda d: d["sinks"][0].update(upsert={"path": "x"}, print=None) or
+                 d["sinks"][0].pop("print"))),
+        ("upsert and print", mutated(lambda d: d["sinks"][0].update(upsert={"path": "x", "key": "k"}))),
     ],
 )
 def test_invalid_documents_are_rejected(name, doc):
@@ -73,4 +77,14 @@ def test_checkpointing_and_savepoint_dir_are_accepted():
                        "tolerableFailures": -1},
         savepointDir="file:///data/savepoints"))
     errors = list(VALIDATOR.iter_errors(doc))
+    assert not errors, [e.message for e in errors]
+
+
+def test_upsert_sink_is_accepted():
+    def to_upsert(d):
+        d["sinks"][0].pop("file", None)
+        d["sinks"][0].pop("print", None)
+        d["sinks"][0]["upsert"] = {"path": "s3://b/latest", "key": ["id", "window_start"],
+                                   "format": "csv"}
+    errors = list(VALIDATOR.iter_errors(mutated(to_upsert)))
     assert not errors, [e.message for e in errors]
