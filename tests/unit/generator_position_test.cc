@@ -1,9 +1,15 @@
-// The generator source's checkpointed position: records are neither lost nor repeated when a job
-// resumes from a snapshot at the same or another parallelism, across several rescalings.
+// The checkpointed positions of the generator and the file source: records are neither lost nor
+// repeated when a job resumes from a snapshot at the same or another parallelism, across several
+// rescalings.
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <algorithm>
+#include <filesystem>
+#include <fstream>
+#include <functional>
 #include <map>
+#include <memory>
 #include <random>
 
 #include "eddy/sources.h"
@@ -19,6 +25,50 @@ struct VectorOutput final : Output<int64_t> {
   void EmitWatermark(Watermark) override {}
   void EmitIdleness(bool) override {}
 };
+
+struct LineOutput final : Output<std::string> {
+  std::vector<int64_t>* out;
+  explicit LineOutput(std::vector<int64_t>* o) : out(o) {}
+  void Collect(const std::string& v, Timestamp) override { out->push_back(std::stoll(v)); }
+  void EmitWatermark(Watermark) override {}
+  void EmitIdleness(bool) override {}
+};
+
+/// Like RunGenerators, for a file source over `path` (line n holds n).
+std::vector<std::string> RunFileReaders(int parallelism, const std::vector<std::string>& snapshots,
+                                        const std::string& path, int64_t budget,
+                                        std::vector<int64_t>& emitted) {
+  std::vector<OperatorStateStore> stores(static_cast<size_t>(parallelism));
+  if (!snapshots.empty()) {
+    auto r = RedistributeOperatorState(snapshots, parallelism);
+    EXPECT_TRUE(r.ok()) << r.status().ToString();
+    stores = std::move(*r);
+  }
+  std::vector<std::string> out;
+  for (int s = 0; s < parallelism; ++s) {
+    OperatorContext ctx;
+    ctx.subtask_index = s;
+    ctx.parallelism = parallelism;
+    ctx.operator_state = &stores[static_cast<size_t>(s)];
+    TextFileReader f(path);
+    Status st = f.Open(ctx);
+    EXPECT_TRUE(st.ok()) << st.ToString();
+    std::vector<int64_t> got;
+    LineOutput c(&got);
+    // PollNext reads up to 256 lines a call; a budget stops between calls.
+    while (budget < 0 || static_cast<int64_t>(got.size()) < budget) {
+      if (f.PollNext(c) == InputStatus::kEndOfInput) break;
+    }
+    std::string raw;
+    f.SnapshotPosition(raw);
+    EXPECT_TRUE(raw.empty());
+    emitted.insert(emitted.end(), got.begin(), got.end());
+    std::string snap;
+    SnapshotOperatorState(stores[static_cast<size_t>(s)], snap);
+    out.push_back(std::move(snap));
+  }
+  return out;
+}
 
 /// One run of `parallelism` subtasks restored from `snapshots` (the previous run's operator
 /// state, one per old subtask; empty = fresh), each emitting up to `budget` records (or to the
@@ -70,6 +120,41 @@ TEST(GeneratorPositionTest, RescalingNeitherLosesNorRepeats) {
     ASSERT_EQ(emitted.size(), static_cast<size_t>(count)) << "plan starting " << plan[0];
     for (int64_t n = 0; n < count; ++n) ASSERT_EQ(emitted[static_cast<size_t>(n)], n);
   }
+}
+
+TEST(FileSourcePositionTest, RescalingNeitherLosesNorRepeats) {
+  const int64_t count = 20000;
+  const std::string path = (std::filesystem::temp_directory_path() /
+                            ("eddy-file-position-" + std::to_string(::getpid()) + ".txt"))
+                               .string();
+  {
+    std::ofstream f(path);
+    for (int64_t n = 0; n < count; ++n) f << n << "\n";
+  }
+  for (std::vector<int> plan : {std::vector<int>{2, 2, 2}, {2, 4, 1}, {3, 2, 5, 1}, {1, 7, 3}}) {
+    std::vector<int64_t> emitted;
+    std::vector<std::string> snaps;
+    for (size_t i = 0; i < plan.size(); ++i) {
+      bool last = i + 1 == plan.size();
+      snaps = RunFileReaders(plan[i], snaps, path, last ? -1 : 1000 + 300 * static_cast<int64_t>(i),
+                             emitted);
+    }
+    std::sort(emitted.begin(), emitted.end());
+    ASSERT_EQ(emitted.size(), static_cast<size_t>(count)) << "plan starting " << plan[0];
+    for (int64_t n = 0; n < count; ++n) ASSERT_EQ(emitted[static_cast<size_t>(n)], n);
+  }
+  std::filesystem::remove(path);
+}
+
+TEST(FileSourcePositionTest, CorruptStateFailsOpenNamingTheFile) {
+  OperatorStateStore store;
+  store.Get("_file_source.position", OperatorStateStore::Mode::kUnion).items.push_back("\xff");
+  OperatorContext ctx;
+  ctx.operator_state = &store;
+  TextFileReader f("/etc/hostname");
+  Status st = f.Open(ctx);
+  EXPECT_EQ(st.code(), StatusCode::kParseError);
+  EXPECT_NE(st.message().find("/etc/hostname"), std::string::npos) << st.ToString();
 }
 
 TEST(GeneratorPositionTest, CorruptStateFailsOpen) {
