@@ -34,10 +34,13 @@ struct LineOutput final : Output<std::string> {
   void EmitIdleness(bool) override {}
 };
 
-/// Like RunGenerators, for a file source over `path` (line n holds n).
-std::vector<std::string> RunFileReaders(int parallelism, const std::vector<std::string>& snapshots,
-                                        const std::string& path, int64_t budget,
-                                        std::vector<int64_t>& emitted) {
+/// One run of `parallelism` readers made by `make` and restored from `snapshots` (the previous
+/// run's operator state, one per old subtask; empty = fresh), each emitting up to `budget`
+/// records (or to the end when budget < 0). Returns the new snapshots; appends what was emitted
+/// to `emitted`.
+template <class Out, class Make>
+std::vector<std::string> RunReaders(int parallelism, const std::vector<std::string>& snapshots,
+                                    Make make, int64_t budget, std::vector<int64_t>& emitted) {
   std::vector<OperatorStateStore> stores(static_cast<size_t>(parallelism));
   if (!snapshots.empty()) {
     auto r = RedistributeOperatorState(snapshots, parallelism);
@@ -50,18 +53,18 @@ std::vector<std::string> RunFileReaders(int parallelism, const std::vector<std::
     ctx.subtask_index = s;
     ctx.parallelism = parallelism;
     ctx.operator_state = &stores[static_cast<size_t>(s)];
-    TextFileReader f(path);
-    Status st = f.Open(ctx);
+    auto reader = make();
+    Status st = reader->Open(ctx);
     EXPECT_TRUE(st.ok()) << st.ToString();
     std::vector<int64_t> got;
-    LineOutput c(&got);
-    // PollNext reads up to 256 lines a call; a budget stops between calls.
+    Out c(&got);
+    // A call emits a bounded batch; a budget stops between calls.
     while (budget < 0 || static_cast<int64_t>(got.size()) < budget) {
-      if (f.PollNext(c) == InputStatus::kEndOfInput) break;
+      if (reader->PollNext(c) == InputStatus::kEndOfInput) break;
     }
     std::string raw;
-    f.SnapshotPosition(raw);
-    EXPECT_TRUE(raw.empty());
+    reader->SnapshotPosition(raw);
+    EXPECT_TRUE(raw.empty()) << "the position is operator state, not raw state";
     emitted.insert(emitted.end(), got.begin(), got.end());
     std::string snap;
     SnapshotOperatorState(stores[static_cast<size_t>(s)], snap);
@@ -70,40 +73,24 @@ std::vector<std::string> RunFileReaders(int parallelism, const std::vector<std::
   return out;
 }
 
-/// One run of `parallelism` subtasks restored from `snapshots` (the previous run's operator
-/// state, one per old subtask; empty = fresh), each emitting up to `budget` records (or to the
-/// end when budget < 0). Returns the new snapshots; appends what was emitted to `emitted`.
 std::vector<std::string> RunGenerators(int parallelism, const std::vector<std::string>& snapshots,
                                        int64_t count, int64_t budget,
                                        std::vector<int64_t>& emitted) {
-  std::vector<OperatorStateStore> stores(static_cast<size_t>(parallelism));
-  if (!snapshots.empty()) {
-    auto r = RedistributeOperatorState(snapshots, parallelism);
-    EXPECT_TRUE(r.ok()) << r.status().ToString();
-    stores = std::move(*r);
-  }
-  std::vector<std::string> out;
-  for (int s = 0; s < parallelism; ++s) {
-    OperatorContext ctx;
-    ctx.subtask_index = s;
-    ctx.parallelism = parallelism;
-    ctx.operator_state = &stores[static_cast<size_t>(s)];
-    GeneratorReader<int64_t> g([](int64_t n, int64_t& v) { v = n; }, count, 0);
-    EXPECT_TRUE(g.Open(ctx).ok());
-    std::vector<int64_t> got;
-    VectorOutput c(&got);
-    while (budget < 0 || static_cast<int64_t>(got.size()) < budget) {
-      if (g.PollNext(c) == InputStatus::kEndOfInput) break;
-    }
-    std::string raw;
-    g.SnapshotPosition(raw);
-    EXPECT_TRUE(raw.empty());
-    emitted.insert(emitted.end(), got.begin(), got.end());
-    std::string snap;
-    SnapshotOperatorState(stores[static_cast<size_t>(s)], snap);
-    out.push_back(std::move(snap));
-  }
-  return out;
+  return RunReaders<VectorOutput>(
+      parallelism, snapshots,
+      [count] {
+        return std::make_unique<GeneratorReader<int64_t>>([](int64_t n, int64_t& v) { v = n; },
+                                                          count, 0);
+      },
+      budget, emitted);
+}
+
+std::vector<std::string> RunFileReaders(int parallelism, const std::vector<std::string>& snapshots,
+                                        const std::string& path, int64_t budget,
+                                        std::vector<int64_t>& emitted) {
+  return RunReaders<LineOutput>(
+      parallelism, snapshots, [path] { return std::make_unique<TextFileReader>(path); }, budget,
+      emitted);
 }
 
 TEST(GeneratorPositionTest, RescalingNeitherLosesNorRepeats) {
