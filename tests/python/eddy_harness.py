@@ -93,3 +93,63 @@ class EddyProcess:
     def kill(self):
         if self.proc.poll() is None:
             self.proc.kill()
+
+
+def free_port():
+    """A TCP port nothing listens on right now."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Cluster:
+    """A standing `eddy cluster start` under EDDY_HOME=`home`, driven through the CLI and REST.
+    `env` adds to (or, for AWS_*, replaces) the test process's environment."""
+
+    def __init__(self, home: Path, env=None):
+        self.home = home
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.env = dict(os.environ)
+        if env is not None:
+            self.env = {k: v for k, v in self.env.items() if not k.startswith("AWS_")}
+            self.env.update(env)
+        self.env["EDDY_HOME"] = str(home)
+        self.env.pop("EDDY_REST", None)
+
+    def start(self, workers=2, slots=4):
+        r = self.eddy("cluster", "start", "--workers", workers, "--slots", slots, "--rest-port",
+                      self.port, "--rpc-port", "0", timeout=90)
+        assert r.returncode == 0, r.stderr
+        return self
+
+    def stop(self):
+        self.eddy("cluster", "stop", timeout=60)
+
+    def eddy(self, *args, timeout=120):
+        return subprocess.run([str(EDDY), *map(str, args)], env=self.env, capture_output=True,
+                              text=True, timeout=timeout)
+
+    def get(self, path):
+        import json
+        import urllib.request
+
+        with urllib.request.urlopen(self.url + path, timeout=10) as r:
+            return json.loads(r.read())
+
+    def submit(self, job: Path, *extra):
+        r = self.eddy("submit", job, *extra)
+        assert r.returncode == 0, r.stderr
+        return r.stdout.strip()
+
+    def wait_until(self, pred, timeout=60, what="condition"):
+        deadline = time.monotonic() + timeout
+        while not pred():
+            assert time.monotonic() < deadline, f"timed out waiting for {what}\n" + self.log()
+            time.sleep(0.1)
+
+    def log(self):
+        p = self.home / "cluster" / "cluster.log"
+        return p.read_text()[-8000:] if p.exists() else ""

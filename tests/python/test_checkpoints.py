@@ -6,6 +6,8 @@ with checkpoints, restored from the newest checkpoint each time.
   what a failure-free run gives (computed here from the deterministic generator): no window lost,
   none twice.
 - at-least-once: heap state, plain file sink; every window result is there (duplicates allowed).
+- at-least-once with the idempotent upsert sink: the sink's directory holds exactly the
+  failure-free results (replayed windows overwrite their objects with the same rows).
 - a truncated `_metadata` of the newest checkpoint: the restore falls back to the previous one and
   loses nothing (what the broken checkpoint had committed is produced again).
 
@@ -34,8 +36,12 @@ WINDOW_MS = 1000
 
 def job_spec(out: Path, store: Path, count: int, rate: int, mode: str, transactional: bool,
              backend: str = "heap", interval: str = "300ms", unaligned: bool = False) -> str:
-    sink = (f"{{path: {out}, format: json, transactional: true}}" if transactional
-            else f"{{path: {out}, format: json}}")
+    if transactional == "upsert":
+        sink = f"{{name: out, from: sums, upsert: {{path: {out}, key: [k, window_start]}}}}"
+    elif transactional:
+        sink = f"{{name: out, from: sums, file: {{path: {out}, format: json, transactional: true}}}}"
+    else:
+        sink = f"{{name: out, from: sums, file: {{path: {out}, format: json}}}}"
     extra = ", unaligned: true" if unaligned else ""
     return f"""
 name: chaos
@@ -55,7 +61,7 @@ steps:
     window: {{tumbling: {WINDOW_MS}ms}}
     aggregate: {{c: "count()", s: "sum(n)"}}
 sinks:
-  - {{name: out, from: sums, file: {sink}}}
+  - {sink}
 """
 
 
@@ -143,7 +149,10 @@ def run_with_kills(tmp_path, mode, transactional, kills, count, rate, gap=(1.0, 
     for w in killed:
         assert re.search(rf"worker {w} lost: process \d+ killed by signal 9", log), log
     assert len(re.findall(r"restores from checkpoint \d+", log)) >= 1, log
-    paths = glob.glob(str(out / "part-*")) if transactional else [out]
+    if transactional == "upsert":
+        paths = glob.glob(str(out / "*.json"))
+    else:
+        paths = glob.glob(str(out / "part-*")) if transactional else [out]
     return results(paths), log, out
 
 
@@ -220,6 +229,20 @@ def test_at_least_once_loses_nothing(tmp_path):
     assert set(dict(got).keys()) == set(want.keys()), log
     # Each window's last result is the full one (a replayed window repeats the same figures).
     assert dict(got) == want, log
+
+
+def test_idempotent_upsert_sink_gives_exact_results_with_at_least_once(tmp_path):
+    """At-least-once checkpoints replay records after a kill; the upsert sink rewrites the same
+    (key, window) objects with the same rows, so the directory holds exactly the failure-free
+    results: one object per window, each with its full count and sum."""
+    count = 60000
+    got, log, out = run_with_kills(tmp_path, "at-least-once", "upsert", 2, count, rate=10000)
+    want = expected(count)
+    assert len(got) == len(want), f"{len(got)} objects for {len(want)} windows\n{log}"
+    assert dict(got) == want, log
+    # Hidden `.<name>.tmp-*` files are writes a SIGKILL interrupted; readers skip them.
+    visible = [n for n in os.listdir(out) if not n.startswith(".")]
+    assert sorted(visible) == sorted(f"{k},{w}.json" for k, w in want), "one per window"
 
 
 def test_truncated_metadata_falls_back_to_the_previous_checkpoint(tmp_path):

@@ -64,6 +64,10 @@ def mutated(fn):
          mutated(lambda d: d.update(checkpointing={"unaligned": "yes please"}))),
         ("unaligned at-least-once",
          mutated(lambda d: d.update(checkpointing={"mode": "at-least-once", "unaligned": True}))),
+        ("upsert without key",
+         mutated(lambda d: d["sinks"][0].update(upsert={"path": "x"}, print=None) or
+                 d["sinks"][0].pop("print"))),
+        ("upsert and print", mutated(lambda d: d["sinks"][0].update(upsert={"path": "x", "key": "k"}))),
     ],
 )
 def test_invalid_documents_are_rejected(name, doc):
@@ -77,6 +81,16 @@ def test_checkpointing_and_savepoint_dir_are_accepted():
                        "tolerableFailures": -1, "unaligned": True},
         savepointDir="file:///data/savepoints"))
     errors = list(VALIDATOR.iter_errors(doc))
+    assert not errors, [e.message for e in errors]
+
+
+def test_upsert_sink_is_accepted():
+    def to_upsert(d):
+        d["sinks"][0].pop("file", None)
+        d["sinks"][0].pop("print", None)
+        d["sinks"][0]["upsert"] = {"path": "s3://b/latest", "key": ["id", "window_start"],
+                                   "format": "csv"}
+    errors = list(VALIDATOR.iter_errors(mutated(to_upsert)))
     assert not errors, [e.message for e in errors]
 
 

@@ -12,55 +12,15 @@ import json
 import os
 import re
 import signal
-import socket
-import subprocess
 import time
-import urllib.request
 from pathlib import Path
 
 import pytest
 
-from eddy_harness import EDDY
+from eddy_harness import Cluster
 from s3_harness import FaultProxy, S3Server
 
 KEYS = 5
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class Cluster:
-    def __init__(self, home: Path, env: dict):
-        self.home = home
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
-        self.env.update(env, EDDY_HOME=str(home), HOME="/nonexistent-eddy-home")
-        self.env.pop("EDDY_REST", None)
-
-    def eddy(self, *args, timeout=120):
-        return subprocess.run([str(EDDY), *map(str, args)], env=self.env, capture_output=True,
-                              text=True, timeout=timeout)
-
-    def get(self, path):
-        with urllib.request.urlopen(self.url + path, timeout=10) as r:
-            return json.loads(r.read())
-
-    def counts(self, jid):
-        return self.get(f"/jobs/{jid}/checkpoints")["counts"]
-
-    def wait_until(self, pred, timeout=60, what="condition"):
-        deadline = time.monotonic() + timeout
-        while not pred():
-            assert time.monotonic() < deadline, f"timed out waiting for {what}\n" + self.log()
-            time.sleep(0.1)
-
-    def log(self):
-        p = self.home / "cluster" / "cluster.log"
-        return p.read_text()[-8000:] if p.exists() else ""
 
 
 @pytest.fixture(scope="module")
@@ -77,12 +37,14 @@ def proxy(s3):
 
 @pytest.fixture
 def cluster(tmp_path, s3, proxy):
-    c = Cluster(tmp_path / "home", s3.env(endpoint=proxy.endpoint))
-    r = c.eddy("cluster", "start", "--workers", "2", "--slots", "2", "--rest-port", c.port,
-               "--rpc-port", "0", timeout=90)
-    assert r.returncode == 0, r.stderr
+    env = dict(s3.env(endpoint=proxy.endpoint), HOME="/nonexistent-eddy-home")
+    c = Cluster(tmp_path / "home", env).start(workers=2, slots=2)
     yield c
-    c.eddy("cluster", "stop", timeout=60)
+    c.stop()
+
+
+def counts(cluster, jid):
+    return cluster.get(f"/jobs/{jid}/checkpoints")["counts"]
 
 
 def job_spec(out: Path, storage: str, count: int, rate: int) -> str:
@@ -135,15 +97,15 @@ def test_object_store_outage_fails_checkpoints_but_not_the_job(cluster, s3, prox
     r = cluster.eddy("submit", job)
     assert r.returncode == 0, r.stderr
     jid = r.stdout.strip()
-    cluster.wait_until(lambda: cluster.counts(jid)["completed"] >= 2, what="two checkpoints")
-    before = cluster.counts(jid)
+    cluster.wait_until(lambda: counts(cluster, jid)["completed"] >= 2, what="two checkpoints")
+    before = counts(cluster, jid)
 
     # The store goes away for 20 s: every connection is refused.
     proxy.set_mode("refuse")
     down_at = time.monotonic()
     rows_at_start = len(results(out))
     time.sleep(20)
-    during = cluster.counts(jid)
+    during = counts(cluster, jid)
     rows_at_end = len(results(out))
     state = cluster.get(f"/jobs/{jid}")
     proxy.set_mode("pass")
@@ -161,7 +123,7 @@ def test_object_store_outage_fails_checkpoints_but_not_the_job(cluster, s3, prox
                      re.I), failure
 
     # The first checkpoint after the store is back completes.
-    cluster.wait_until(lambda: cluster.counts(jid)["completed"] > during["completed"], timeout=30,
+    cluster.wait_until(lambda: counts(cluster, jid)["completed"] > during["completed"], timeout=30,
                        what="a checkpoint after the outage")
     recovered_after = time.monotonic() - up_at
     latest = cluster.get(f"/jobs/{jid}/checkpoints")["latest"]["completed"]
@@ -189,14 +151,14 @@ def test_failover_restores_from_the_bucket(cluster, s3, tmp_path):
     r = cluster.eddy("submit", job)
     assert r.returncode == 0, r.stderr
     jid = r.stdout.strip()
-    cluster.wait_until(lambda: cluster.counts(jid)["completed"] >= 2, what="two checkpoints")
+    cluster.wait_until(lambda: counts(cluster, jid)["completed"] >= 2, what="two checkpoints")
     workers = re.findall(r"worker (worker-\d+) registered \(.*pid (\d+)\)", cluster.log())
     assert workers, cluster.log()
     os.kill(int(workers[0][1]), signal.SIGKILL)
     r = cluster.eddy("wait", jid, "--timeout", "120s", timeout=150)
     assert r.returncode == 0 and r.stdout.strip() == "FINISHED", (r.stdout, r.stderr,
                                                                    cluster.log())
-    assert cluster.counts(jid)["restored"] >= 1, cluster.get(f"/jobs/{jid}/checkpoints")
+    assert counts(cluster, jid)["restored"] >= 1, cluster.get(f"/jobs/{jid}/checkpoints")
     rows = []
     for p in sorted(out.glob("part-*")):
         rows += results(p)

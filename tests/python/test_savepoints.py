@@ -12,16 +12,12 @@ does not exist, an unknown job and a job without a savepoint directory.
 
 import collections
 import json
-import os
-import socket
-import subprocess
 import time
-import urllib.request
 from pathlib import Path
 
 import pytest
 
-from eddy_harness import EDDY
+from eddy_harness import Cluster
 
 COUNT = 8000  # n = 0..7999, ts = n * 10 ms: 80 s of event time, 40 windows of 2 s per key
 RATE = 1000  # records/s in total: about 8 s per run
@@ -59,53 +55,11 @@ sinks:
 """
 
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class Cluster:
-    def __init__(self, home: Path, url: str):
-        self.home = home
-        self.url = url
-
-    def eddy(self, *args, timeout=120):
-        env = dict(os.environ, EDDY_HOME=str(self.home))
-        env.pop("EDDY_REST", None)
-        return subprocess.run([str(EDDY), *map(str, args)], env=env, capture_output=True,
-                              text=True, timeout=timeout)
-
-    def get(self, path):
-        with urllib.request.urlopen(self.url + path, timeout=10) as r:
-            return json.loads(r.read())
-
-    def submit(self, job: Path, *extra):
-        r = self.eddy("submit", job, *extra)
-        assert r.returncode == 0, r.stderr
-        return r.stdout.strip()
-
-    def wait_until(self, pred, timeout=30, what="condition"):
-        deadline = time.monotonic() + timeout
-        while not pred():
-            assert time.monotonic() < deadline, f"timed out waiting for {what}\n" + self.log()
-            time.sleep(0.1)
-
-    def log(self):
-        p = self.home / "cluster" / "cluster.log"
-        return p.read_text()[-6000:] if p.exists() else ""
-
-
 @pytest.fixture
 def cluster(tmp_path):
-    home = tmp_path / "home"
-    port = free_port()
-    c = Cluster(home, f"http://127.0.0.1:{port}")
-    r = c.eddy("cluster", "start", "--workers", "2", "--slots", "4", "--rest-port", port,
-               "--rpc-port", "0", timeout=90)
-    assert r.returncode == 0, r.stderr
+    c = Cluster(tmp_path / "home").start(workers=2, slots=4)
     yield c
-    c.eddy("cluster", "stop", timeout=60)
+    c.stop()
 
 
 def results(path: Path):

@@ -7,9 +7,11 @@
 #include <algorithm>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <string>
 #include <vector>
 
+#include "common/src/spec/upsert_sink.h"
 #include "eddy/control/local_executor.h"
 #include "eddy/spec/job_spec.h"
 
@@ -817,6 +819,101 @@ sinks:
       Sorted(
           {R"({"id": "s1", "alert_time": 11000, "message": "s1: temperature rose continuously for 10s"})",
            R"({"id": "s2", "alert_time": 16000, "message": "s2: temperature rose continuously for 10s"})"}));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Upsert sink
+// ---------------------------------------------------------------------------------------------
+
+namespace upsert {
+
+/// name -> content of every file in `dir`.
+std::map<std::string, std::string> Objects(const fs::path& dir) {
+  std::map<std::string, std::string> m;
+  if (!fs::exists(dir)) return m;
+  for (const auto& e : fs::directory_iterator(dir)) {
+    std::ifstream in(e.path());
+    m[e.path().filename().string()] =
+        std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+  }
+  return m;
+}
+
+}  // namespace upsert
+
+TEST(JobSpecRunTest, UpsertSinkKeepsTheLatestRowPerKey) {
+  auto dir = TestDir();
+  const std::string spec = R"y(name: up
+time: processing
+sources:
+  - name: g
+    generator: {count: 9, fields: {k: "'k/' + (n % 3)", v: "n"}}
+    parallelism: 1
+steps:
+  - {name: s, from: g, keyBy: [k], rolling: {sum: v}}
+sinks:
+  - {name: o, from: s, upsert: {path: latest, key: k}}
+)y";
+  auto lines = RunSpec(spec, dir, "unused", 2);
+  (void)lines;
+  const std::map<std::string, std::string> want = {{"k%2F0.json", "{\"k\":\"k/0\",\"v\":9}\n"},
+                                                   {"k%2F1.json", "{\"k\":\"k/1\",\"v\":12}\n"},
+                                                   {"k%2F2.json", "{\"k\":\"k/2\",\"v\":15}\n"}};
+  EXPECT_EQ(upsert::Objects(dir / "latest"), want);
+  // Running again (a replay) rewrites the same objects: the directory does not change.
+  RunSpec(spec, dir, "unused", 3);
+  EXPECT_EQ(upsert::Objects(dir / "latest"), want);
+  // The sink's input is partitioned by the key.
+  std::string plan = Plan(R"y(name: up
+sources:
+  - {name: g, generator: {count: 9, fields: {k: "'k' + (n % 3)", v: "n"}}}
+sinks:
+  - {name: o, from: g, upsert: {path: /tmp/x, key: [k, v], format: csv}}
+)y");
+  EXPECT_TRUE(Has(plan, "HASH")) << plan;
+  EXPECT_TRUE(Has(plan, "UpsertSink(o)")) << plan;
+}
+
+TEST(JobSpecRunTest, UpsertObjectNamesEncodeTheKeyValues) {
+  auto name = [](Row row, std::vector<int> fields) {
+    std::string out = "x/";
+    UpsertSinkFunction::AppendObjectName(row, fields, ".json", out);
+    return out;
+  };
+  Row r(std::vector<Value>{Value::String("a b/c,d_e.f-G9"), Value::Int(-42), Value(),
+                           Value::String(""), Value::Double(2.5)});
+  EXPECT_EQ(name(r, {0}), "x/a%20b%2Fc%2Cd%5Fe.f-G9.json");
+  EXPECT_EQ(name(r, {1, 2, 3, 4}), "x/-42,~,_,2.5.json");
+  EXPECT_NE(name(r, {3}), name(Row(std::vector<Value>{Value::String("_")}), {0}))
+      << "empty vs underscore";
+  EXPECT_NE(name(r, {2}), name(Row(std::vector<Value>{Value::String("~")}), {0}))
+      << "null vs tilde";
+  EXPECT_EQ(name(Row(std::vector<Value>{Value::String("null")}), {0}), "x/null.json");
+  // Long keys: 160 bytes, '#', a 16-digit hash; different long keys differ.
+  std::string a = name(Row(std::vector<Value>{Value::String(std::string(300, 'a'))}), {0});
+  std::string b = name(Row(std::vector<Value>{Value::String(std::string(299, 'a') + "b")}), {0});
+  EXPECT_EQ(a.size(), 2u + 160 + 1 + 16 + 5) << a;
+  EXPECT_EQ(a.substr(2, 160), std::string(160, 'a'));
+  EXPECT_EQ(a[2 + 160], '#');
+  EXPECT_NE(a, b);
+}
+
+TEST(JobSpecErrorTest, UpsertSinkErrors) {
+  std::string e = CompileError(kGen + "sinks:\n  - {name: o, from: g, upsert: {path: x}}\n");
+  EXPECT_TRUE(Has(e, "sinks[0] (o).upsert.key")) << e;
+  EXPECT_TRUE(Has(e, "required")) << e;
+  e = CompileError(kGen + "sinks:\n  - {name: o, from: g, upsert: {path: x, key: [nope]}}\n");
+  EXPECT_TRUE(Has(e, "unknown field 'nope'")) << e;
+  e = CompileError(kGen + "sinks:\n  - {name: o, from: g, upsert: {path: x, key: k}, print: {}}\n");
+  EXPECT_TRUE(Has(e, "exactly one of print, file, upsert, discard")) << e;
+  e = CompileError(kGen +
+                   "sinks:\n  - {name: o, from: g, upsert: {path: x, key: k, format: text}}\n");
+  EXPECT_TRUE(Has(e, "must be json or csv")) << e;
+  e = CompileError(kGen + "sinks:\n  - {name: o, from: g, upsert: {path: x, key: k, ttl: 1}}\n");
+  EXPECT_TRUE(Has(e, "ttl")) << e;
+  e = CompileError(kGen +
+                   "sinks:\n  - {name: o, from: g, upsert: {path: \"ftp://h/x\", key: k}}\n");
+  EXPECT_TRUE(Has(e, "upsert.path")) << e;
 }
 
 }  // namespace

@@ -244,8 +244,8 @@ TEST_F(RocksDBStateTest, DirectoriesOfDeadProcessesAreRemoved) {
   ASSERT_EQ(::waitpid(child, nullptr, 0), child);
   const std::string dead = std::to_string(child), self = std::to_string(::getpid());
   for (const std::string& name :
-       {"job-op-" + dead + "-0", "job-op-" + dead + "-17", "job-op-" + self + "-3", std::string("job-op-1-0"),
-        std::string("not-a-pid-x-0"), std::string("plain")}) {
+       {"job-op-" + dead + "-0", "job-op-" + dead + "-17", "job-op-" + self + "-3",
+        std::string("job-op-1-0"), std::string("not-a-pid-x-0"), std::string("plain")}) {
     fs::create_directories(base / name / "db");
   }
   std::ofstream(base / ("job-op-" + dead + "-9")) << "a file, not a directory";

@@ -86,14 +86,47 @@ class CollectionReader final : public SourceReader<T> {
   size_t step_ = 1;
 };
 
+/// The checkpointed position of a source that deals records n = 0, 1, 2, ... round-robin to its
+/// subtasks (record n to subtask n % p): union operator state of "levels". A level is the
+/// parallelism of one run and, per subtask i of it, the next n it would have read (n ≡ i (mod p)
+/// was emitted iff n < next_i) with the reader's byte offset there (-1 = none). After a restore
+/// (at any parallelism) a subtask j of p' emits the n ≡ j (mod p') that no restored level marks
+/// emitted, and snapshots the restored levels plus its own new one, so that records are neither
+/// lost nor repeated across rescaling. Used by the generator and the file source.
+class RoundRobinPosition {
+ public:
+  /// Reads the restored levels from `store` (null = no state). `what` names the source in errors.
+  Status Load(OperatorStateStore* store, std::string name, std::string what, int subtask,
+              int parallelism);
+  bool restored() const { return !levels_.empty(); }
+  /// Whether a restored level already emitted record n.
+  bool EmittedBefore(int64_t n) const {
+    for (const auto& [level, nexts] : levels_) {
+      const Next& x = nexts[static_cast<size_t>(n % static_cast<int64_t>(nexts.size()))];
+      if (n < x.next) return true;
+    }
+    return false;
+  }
+  /// The smallest restored position (every record below it was emitted) and the byte offset
+  /// recorded with it (-1 = none); {0, 0} when nothing was restored.
+  std::pair<int64_t, int64_t> Floor() const;
+  /// Records this subtask's position (next record, byte offset) in the state.
+  void Snapshot(int64_t next, int64_t offset);
+
+ private:
+  struct Next {
+    int64_t next = -1, offset = -1;
+  };
+  OperatorStateStore* store_ = nullptr;
+  std::string name_;
+  int64_t subtask_ = 0, parallelism_ = 1;
+  std::map<int64_t, std::vector<Next>> levels_;  // restored: level -> position per subtask
+  int64_t level_ = 0;                            // this run's level
+};
+
 /// Deterministic generator: element n = f(n) for n in [0, count) (count < 0: unbounded), split
-/// across subtasks by n % parallelism, optionally rate-limited (records/s per subtask).
-///
-/// Position (checkpoints): union operator state of "levels". A level is the parallelism of one
-/// run and, per subtask i of it, the next n it would have emitted: n ≡ i (mod p) was emitted iff
-/// n < next_i. After a restore (at any parallelism) a subtask j of p' emits n ≡ j (mod p') that
-/// no restored level marks emitted, and snapshots the restored levels plus its own new one, so
-/// that records are neither lost nor repeated across rescaling.
+/// across subtasks by n % parallelism, optionally rate-limited (records/s per subtask). Its
+/// position is a RoundRobinPosition: it survives rescaling.
 template <class T>
 class GeneratorReader final : public SourceReader<T> {
  public:
@@ -105,46 +138,12 @@ class GeneratorReader final : public SourceReader<T> {
     step_ = ctx.parallelism;
     pts_ = ctx.processing_time;
     if (pts_) start_ = pts_->Now();
-    store_ = ctx.operator_state;
-    if (!store_) return Status::Ok();
-    auto& e = store_->Get(kStateName, OperatorStateStore::Mode::kUnion);
-    for (const auto& item : e.items) {
-      ByteReader r(item);
-      Item it{r.GetVarI64(), r.GetVarI64(), r.GetVarI64(), r.GetVarI64()};
-      if (r.failed() || it.p <= 0 || it.i < 0 || it.i >= it.p) {
-        return Status::ParseError("generator source: corrupt position state");
-      }
-      auto& lv = levels_[it.level];
-      if (lv.empty()) lv.assign(static_cast<size_t>(it.p), -1);
-      if (static_cast<int64_t>(lv.size()) != it.p) {
-        return Status::ParseError("generator source: inconsistent position state");
-      }
-      lv[static_cast<size_t>(it.i)] = it.next;
-    }
-    for (const auto& [level, nexts] : levels_) {
-      for (int64_t v : nexts) {
-        if (v < 0) return Status::ParseError("generator source: position state misses a subtask");
-      }
-      level_ = std::max(level_, level + 1);
-    }
-    // A level whose every position is below another level's smallest is implied by it.
-    for (auto it = levels_.begin(); it != levels_.end();) {
-      int64_t max_here = *std::max_element(it->second.begin(), it->second.end());
-      bool implied = false;
-      for (const auto& [other, nexts] : levels_) {
-        if (other == it->first) continue;
-        int64_t min_other = *std::min_element(nexts.begin(), nexts.end());
-        if (max_here < min_other || (max_here == min_other && other > it->first)) implied = true;
-      }
-      it = implied ? levels_.erase(it) : std::next(it);
-    }
-    if (!levels_.empty()) {
-      // Everything below the smallest restored position was emitted by every level's subtasks.
-      int64_t floor = INT64_MAX;
-      for (const auto& [level, nexts] : levels_) {
-        for (int64_t v : nexts) floor = std::min(floor, v);
-      }
-      floor = std::max<int64_t>(0, floor - step_);
+    EDDY_RETURN_NOT_OK(position_.Load(ctx.operator_state, "_generator.position", "generator source",
+                                      ctx.subtask_index, ctx.parallelism));
+    if (position_.restored()) {
+      // Start at this subtask's first record at or after the floor (everything below it was
+      // emitted); records a restored level emitted are skipped.
+      int64_t floor = position_.Floor().first;
       next_ = floor + ((subtask_ - floor % step_) % step_ + step_) % step_;
     }
     return Status::Ok();
@@ -157,8 +156,9 @@ class GeneratorReader final : public SourceReader<T> {
       budget = static_cast<int>(std::min<int64_t>(budget, allowed - emitted_));
       if (budget <= 0) return InputStatus::kNothingAvailable;
     }
+    const bool restored = position_.restored();
     for (int i = 0; i < budget && (count_ < 0 || next_ < count_); next_ += step_) {
-      if (!levels_.empty() && EmittedBefore(next_)) continue;
+      if (restored && position_.EmittedBefore(next_)) continue;
       f_(next_, value_);
       out.Collect(value_, Timestamp::None());
       ++emitted_;
@@ -168,42 +168,10 @@ class GeneratorReader final : public SourceReader<T> {
   }
   void SnapshotPosition(std::string& out) override {
     (void)out;  // all in the union list state: it survives rescaling
-    if (!store_) return;
-    auto& e = store_->Get(kStateName, OperatorStateStore::Mode::kUnion);
-    e.items.clear();
-    // Restored levels are written by subtask 0 only (each subtask knows all of them).
-    if (subtask_ == 0) {
-      for (const auto& [level, nexts] : levels_) {
-        for (size_t i = 0; i < nexts.size(); ++i) {
-          e.items.push_back(EncodeItem(
-              {level, static_cast<int64_t>(nexts.size()), static_cast<int64_t>(i), nexts[i]}));
-        }
-      }
-    }
-    e.items.push_back(EncodeItem({level_, step_, subtask_, next_}));
+    position_.Snapshot(next_, -1);
   }
 
  private:
-  static constexpr const char* kStateName = "_generator.position";
-  struct Item {
-    int64_t level, p, i, next;
-  };
-  static std::string EncodeItem(const Item& it) {
-    std::string out;
-    ByteWriter w(out);
-    w.PutVarI64(it.level);
-    w.PutVarI64(it.p);
-    w.PutVarI64(it.i);
-    w.PutVarI64(it.next);
-    return out;
-  }
-  bool EmittedBefore(int64_t n) const {
-    for (const auto& [level, nexts] : levels_) {
-      if (n < nexts[static_cast<size_t>(n % static_cast<int64_t>(nexts.size()))]) return true;
-    }
-    return false;
-  }
-
   std::function<void(int64_t, T&)> f_;
   int64_t count_;
   double rate_;
@@ -214,13 +182,12 @@ class GeneratorReader final : public SourceReader<T> {
   ProcessingTimeService* pts_ = nullptr;
   Timestamp start_;
   T value_{};
-  OperatorStateStore* store_ = nullptr;
-  std::map<int64_t, std::vector<int64_t>> levels_;  // restored: level -> next per subtask
-  int64_t level_ = 0;                               // this run's level
+  RoundRobinPosition position_;
 };
 
 /// Lines of a text file. Subtask i of p reads lines i, i+p, ... (deterministic split).
-/// The byte offset is the checkpointed position.
+/// The checkpointed position (line number and byte offset) is a RoundRobinPosition: it survives
+/// rescaling.
 class TextFileReader final : public SourceReader<std::string> {
  public:
   explicit TextFileReader(std::string path) : path_(std::move(path)) {}
@@ -235,6 +202,7 @@ class TextFileReader final : public SourceReader<std::string> {
   bool ReadLine();
   std::string path_;
   std::FILE* file_ = nullptr;
+  RoundRobinPosition position_;
   std::string line_;
   int64_t line_no_ = 0;
   int subtask_ = 0;

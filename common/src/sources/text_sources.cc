@@ -23,6 +23,14 @@ Status TextFileReader::Open(OperatorContext& ctx) {
   if (!file_) {
     return Status::NotFound("file source: cannot open '" + path_ + "': " + std::strerror(errno));
   }
+  EDDY_RETURN_NOT_OK(position_.Load(ctx.operator_state, "_file_source.position",
+                                    "file source '" + path_ + "'", subtask_, parallelism_));
+  if (position_.restored()) {
+    // Every line below the floor was emitted: continue from there, skipping lines a restored
+    // level emitted.
+    auto [line, offset] = position_.Floor();
+    if (offset >= 0 && std::fseek(file_, offset, SEEK_SET) == 0) line_no_ = line;
+  }
   return Status::Ok();
 }
 
@@ -44,7 +52,9 @@ InputStatus TextFileReader::PollNext(Output<std::string>& out) {
   for (int i = 0; i < 256; ++i) {
     if (!ReadLine()) return InputStatus::kEndOfInput;
     int64_t n = line_no_++;
-    if (n % parallelism_ == subtask_) out.Collect(line_, Timestamp::None());
+    if (n % parallelism_ != subtask_) continue;
+    if (position_.restored() && position_.EmittedBefore(n)) continue;
+    out.Collect(line_, Timestamp::None());
   }
   return InputStatus::kMoreAvailable;
 }
@@ -55,9 +65,12 @@ void TextFileReader::Close() {
 }
 
 void TextFileReader::SnapshotPosition(std::string& out) {
-  out = std::to_string(file_ ? std::ftell(file_) : 0) + ":" + std::to_string(line_no_);
+  (void)out;  // all in the union list state: it survives rescaling
+  position_.Snapshot(line_no_, file_ ? std::ftell(file_) : -1);
 }
 
+// Positions written as the operator's own state by earlier versions ("offset:line"); only at the
+// same parallelism.
 Status TextFileReader::RestorePosition(std::string_view in) {
   auto colon = in.find(':');
   if (colon == std::string_view::npos || !file_) {

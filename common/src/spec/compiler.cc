@@ -21,6 +21,7 @@
 #include "eddy/spec/job_spec.h"
 #include "eddy/spec/row_ops.h"
 #include "spec/transactional_sink.h"
+#include "spec/upsert_sink.h"
 
 namespace eddy {
 
@@ -243,11 +244,11 @@ class Compiler {
   Result<CompiledJob> Compile(const YAML::Node& root) {
     if (!root.IsMap())
       return Err(root, "", "a job spec is a mapping with name, sources, steps and sinks");
-    EDDY_RETURN_NOT_OK(CheckKeys(
-        root, "",
-        {"name", "parallelism", "maxParallelism", "time", "bufferTimeout", "chaining", "sources",
-         "steps", "sinks", "sql", "library", "restartStrategy", "latencyTrackingInterval",
-         "stateBackend", "checkpointing", "savepointDir"}));
+    EDDY_RETURN_NOT_OK(
+        CheckKeys(root, "",
+                  {"name", "parallelism", "maxParallelism", "time", "bufferTimeout", "chaining",
+                   "sources", "steps", "sinks", "sql", "library", "restartStrategy",
+                   "latencyTrackingInterval", "stateBackend", "checkpointing", "savepointDir"}));
     if (root["sql"] || root["library"]) {
       return Err(root["sql"] ? root["sql"] : root["library"], root["sql"] ? "sql" : "library",
                  "not supported yet by this version of Eddy (use sources/steps/sinks)");
@@ -1517,16 +1518,40 @@ class Compiler {
   }
 
   // ---- sinks ----
+  /// `format` (json, the default, or csv) and `delimiter` of a file or upsert sink at `path`,
+  /// checked against the input's schema.
+  Result<FormatOptions> SinkFormat(const YAML::Node& f, const std::string& path,
+                                   const SchemaPtr& schema) {
+    FormatOptions fo;
+    fo.format = RecordFormat::kJson;
+    if (f["format"]) {
+      auto r = ParseRecordFormat(f["format"].Scalar());
+      if (!r.ok() || *r == RecordFormat::kText)
+        return Err(f["format"], path + ".format", "must be json or csv");
+      fo.format = *r;
+    }
+    if (f["delimiter"]) {
+      EDDY_ASSIGN_OR_RETURN(std::string d, String(f["delimiter"], path + ".delimiter", true));
+      if (d.size() != 1) return Err(f["delimiter"], path + ".delimiter", "must be one character");
+      fo.delimiter = d[0];
+    }
+    auto probe = RowFormatter::Make(fo, schema);
+    if (!probe.ok()) return Err(f, path, probe.status().message());
+    return fo;
+  }
+
   Status CompileSink(const YAML::Node& n, const std::string& path) {
     EDDY_RETURN_NOT_OK(CheckKeys(n, path,
-                                 {"name", "from", "print", "file", "discard", "parallelism", "uid",
-                                  "chaining", "slotSharingGroup"}));
+                                 {"name", "from", "print", "file", "upsert", "discard",
+                                  "parallelism", "uid", "chaining", "slotSharingGroup"}));
     EDDY_ASSIGN_OR_RETURN(std::string name, Name(n, path));
     sink_names_.insert(name);
     const std::string p = path + " (" + name + ")";
     EDDY_ASSIGN_OR_RETURN(NamedStream in, From(n["from"], p + ".from"));
-    if ((n["print"] ? 1 : 0) + (n["file"] ? 1 : 0) + (n["discard"] ? 1 : 0) != 1)
-      return Err(n, p, "needs exactly one of print, file, discard");
+    if ((n["print"] ? 1 : 0) + (n["file"] ? 1 : 0) + (n["upsert"] ? 1 : 0) +
+            (n["discard"] ? 1 : 0) !=
+        1)
+      return Err(n, p, "needs exactly one of print, file, upsert, discard");
     DataStream<Row> s = in.stream;
     SchemaPtr schema = in.schema;
     if (n["discard"]) {
@@ -1542,6 +1567,25 @@ class Compiler {
       }
       s = in.stream.Sink("Discard(" + name + ")",
                          [delay] { return std::make_shared<DiscardSinkFunction>(delay); });
+    } else if (n["upsert"]) {
+      const YAML::Node& u = n["upsert"];
+      const std::string up = p + ".upsert";
+      if (!u.IsMap()) return Err(u, up, "must be a mapping with path and key");
+      EDDY_RETURN_NOT_OK(CheckKeys(u, up, {"path", "key", "format", "delimiter"}));
+      if (!u["key"]) return Err(u, up + ".key", "is required: the fields that identify a result");
+      EDDY_ASSIGN_OR_RETURN(std::vector<int> key_idx, KeyFields(u["key"], up + ".key", *schema));
+      EDDY_ASSIGN_OR_RETURN(FormatOptions fo, SinkFormat(u, up, schema));
+      EDDY_ASSIGN_OR_RETURN(std::string upath, String(u["path"], up + ".path", true));
+      std::string dir = upath.find("://") != std::string::npos ? upath : Resolve(upath);
+      auto store = storage::OpenObjectStore(dir);
+      if (!store.ok()) return Err(u["path"], up + ".path", store.status().message());
+      std::string ext = fo.format == RecordFormat::kCsv ? ".csv" : ".json";
+      // One subtask owns each key: the input is partitioned by it.
+      s = in.stream.KeyBySelector<Row>(std::make_shared<RowKeySelector>(key_idx))
+              .Partitioned()
+              .Sink("UpsertSink(" + name + ")", [dir, key_idx, ext, fo, schema] {
+                return std::make_shared<UpsertSinkFunction>(dir, key_idx, ext, fo, schema);
+              });
     } else if (n["print"]) {
       s = in.stream.Sink("Print(" + name + ")",
                          [schema] { return std::make_shared<PrintSinkFunction<Row>>("", schema); });
@@ -1550,22 +1594,7 @@ class Compiler {
       EDDY_RETURN_NOT_OK(
           CheckKeys(f, p + ".file", {"path", "format", "delimiter", "transactional"}));
       EDDY_ASSIGN_OR_RETURN(std::string fpath, String(f["path"], p + ".file.path", true));
-      FormatOptions fo;
-      fo.format = RecordFormat::kJson;
-      if (f["format"]) {
-        auto r = ParseRecordFormat(f["format"].Scalar());
-        if (!r.ok() || *r == RecordFormat::kText)
-          return Err(f["format"], p + ".file.format", "must be json or csv");
-        fo.format = *r;
-      }
-      if (f["delimiter"]) {
-        EDDY_ASSIGN_OR_RETURN(std::string d, String(f["delimiter"], p + ".file.delimiter", true));
-        if (d.size() != 1)
-          return Err(f["delimiter"], p + ".file.delimiter", "must be one character");
-        fo.delimiter = d[0];
-      }
-      auto probe = RowFormatter::Make(fo, schema);
-      if (!probe.ok()) return Err(f, p + ".file", probe.status().message());
+      EDDY_ASSIGN_OR_RETURN(FormatOptions fo, SinkFormat(f, p + ".file", schema));
       bool transactional = false;
       if (f["transactional"]) {
         try {
