@@ -5,6 +5,8 @@ import json
 import ssl
 import urllib.request
 
+import pytest
+
 from cluster import smoke
 
 
@@ -14,6 +16,8 @@ def test_control_plane_smoke(control_plane):
 
 def test_static_token(control_plane):
     cp = control_plane
+    if cp.token is None:
+        pytest.skip("external cluster: no harness token")
     ctx = ssl.create_default_context(cafile=str(cp.pki / "ca.crt"))
     req = urllib.request.Request(
         cp.server + "/apis/authentication.k8s.io/v1/selfsubjectreviews", method="POST",
@@ -27,5 +31,7 @@ def test_static_token(control_plane):
 
 
 def test_kubeconfig_identity(control_plane):
+    if control_plane.token is None:
+        pytest.skip("external cluster: its own identity")
     r = control_plane.kubectl("auth", "whoami", "-o", "jsonpath={.status.userInfo.username}")
     assert r.stdout.strip() == "eddy-e2e-admin"
