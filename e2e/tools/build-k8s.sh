@@ -7,7 +7,8 @@
 #   ${EDDY_CACHE:-$HOME/.cache/eddy}/k8s/<k8s version>/bin/
 # The script is idempotent: a binary that already exists is not rebuilt.
 # Logs go to stderr; the bin dir is printed on stdout at the end, so
-#   BIN=$(e2e/tools/build-k8s.sh)
+#   BIN=$(e2e/tools/build-k8s.sh)            # everything
+#   BIN=$(e2e/tools/build-k8s.sh etcd k8s)   # only what the control plane needs
 # works.
 #
 # Environment:
@@ -137,9 +138,16 @@ build_etcd() {
       if ! command -v etcd >/dev/null; then
         [ "$(id -u)" = 0 ] || die "etcd missing and not root: apt-get install etcd-server, or EDDY_ETCD=module"
         log "etcd: apt-get install etcd-server"
-        # policy-rc.d keeps the package's service from starting, where one exists
-        DEBIAN_FRONTEND=noninteractive "${NICE[@]}" apt-get install -y -q etcd-server >&2 ||
-          { "${NICE[@]}" apt-get update -q >&2 && DEBIAN_FRONTEND=noninteractive "${NICE[@]}" apt-get install -y -q etcd-server >&2; }
+        # The package would start a system etcd on :2379; the harness runs its own on free
+        # ports. A policy-rc.d answering 101 keeps the package scripts from starting it (as
+        # scripts/setup.sh does for prometheus), and on systemd hosts it is disabled too.
+        local policy=/usr/sbin/policy-rc.d own_policy=0 rc=0
+        if [ ! -e "$policy" ]; then printf '#!/bin/sh\nexit 101\n' > "$policy"; chmod 755 "$policy"; own_policy=1; fi
+        { apt-cache policy etcd-server | grep -q 'Candidate: [0-9]' || "${NICE[@]}" apt-get update -qq >&2; } &&
+          DEBIAN_FRONTEND=noninteractive "${NICE[@]}" apt-get install -y -qq --no-install-recommends etcd-server >&2 || rc=$?
+        if [ "$own_policy" = 1 ]; then rm -f "$policy"; fi
+        [ "$rc" = 0 ] || die "apt-get install etcd-server failed ($rc); EDDY_ETCD=module builds it instead"
+        if [ -d /run/systemd/system ]; then systemctl disable --now etcd.service >/dev/null 2>&1 || true; fi
       fi
       ln -sf "$(command -v etcd)" "$BIN/etcd"
       log "etcd: $("$BIN/etcd" --version | head -1) (Debian)"
@@ -183,14 +191,16 @@ build_helm() {
   echo "$HELM_VERSION" > "$BIN/.helm-version"
 }
 
-what=${1:-all}
-case "$what" in
-  all)  build_etcd; build_k8s; build_helm ;;
-  k8s)  build_k8s ;;
-  etcd) build_etcd ;;
-  helm) build_helm ;;
-  *) die "usage: $0 [all|k8s|etcd|helm]" ;;
-esac
+[ $# -gt 0 ] || set -- all
+for what in "$@"; do
+  case "$what" in
+    all)  build_etcd; build_k8s; build_helm ;;
+    k8s)  build_k8s ;;
+    etcd) build_etcd ;;
+    helm) build_helm ;;
+    *) die "usage: $0 [all|k8s|etcd|helm]..." ;;
+  esac
+done
 
 log "bin dir: $BIN ($(du -sh "$BIN" | cut -f1))"
 echo "$BIN"
