@@ -35,3 +35,37 @@ def test_kubeconfig_identity(control_plane):
         pytest.skip("external cluster: its own identity")
     r = control_plane.kubectl("auth", "whoami", "-o", "jsonpath={.status.userInfo.username}")
     assert r.stdout.strip() == "eddy-e2e-admin"
+
+
+def test_helm_install(control_plane, tmp_path):
+    """helm (built by build-k8s.sh) installs a chart into the control plane and lists it."""
+    import subprocess
+
+    cp = control_plane
+    helm = cp.bin / "helm"
+    if not helm.exists():
+        pytest.skip("no helm next to the control-plane binaries")
+    env = cp.env()
+    env.update(HELM_CACHE_HOME=str(tmp_path / "cache"), HELM_CONFIG_HOME=str(tmp_path / "config"),
+               HELM_DATA_HOME=str(tmp_path / "data"))
+
+    def run(*args):
+        r = subprocess.run([str(helm), *args], env=env, capture_output=True, text=True, timeout=120)
+        assert r.returncode == 0, f"helm {' '.join(args)}:\n{r.stderr}{r.stdout}"
+        return r.stdout
+
+    chart = tmp_path / "smoke"
+    chart.mkdir()
+    (chart / "Chart.yaml").write_text("apiVersion: v2\nname: smoke\nversion: 0.1.0\n"
+                                      "kubeVersion: '>=1.30.0-0'\n")
+    (chart / "templates").mkdir()
+    (chart / "templates" / "cm.yaml").write_text(
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: '{{ .Release.Name }}-cm'}\n"
+        "data: {k: '{{ .Values.k }}'}\n")
+    (chart / "values.yaml").write_text("k: v\n")
+    run("lint", str(chart))
+    run("install", "smoke", str(chart), "--namespace", "default", "--wait", "--timeout", "60s")
+    assert "smoke" in run("list", "--namespace", "default", "--short")
+    cm = cp.kubectl_json("get", "configmap", "smoke-cm", "-n", "default")
+    assert cm["data"] == {"k": "v"}
+    run("uninstall", "smoke", "--namespace", "default", "--wait")
