@@ -97,7 +97,7 @@ struct RequestMetrics {
 int main(int argc, char** argv) {
   std::string kubeconfig, namespaces, lease_name = "eddy-operator", lease_ns;
   std::string bind = "0.0.0.0", advertise, worker_image = "eddy-worker:latest";
-  bool leader_elect = false, savepoint_on_deletion = false;
+  bool leader_elect = false, savepoint_on_deletion = false, debug = false;
   long health_port = 8085, metrics_port = 9249, status_interval = 2000;
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
@@ -151,7 +151,11 @@ int main(int argc, char** argv) {
     } else if (a == "--worker-image") {
       worker_image = v;
     } else if (a == "--log-level") {
-      // One level of detail today; accepted for the chart's sake.
+      if (v != "info" && v != "debug") {
+        std::fprintf(stderr, "eddy-operator: --log-level is info or debug, got '%s'\n", v.c_str());
+        return 2;
+      }
+      debug = v == "debug";
     } else {
       std::fprintf(stderr, "eddy-operator: unknown option %s\n\n%s", a.c_str(), kUsage);
       return 2;
@@ -309,6 +313,7 @@ int main(int argc, char** argv) {
   oo.savepoint_on_deletion = savepoint_on_deletion;
   oo.status_interval_ms = status_interval;
   oo.log = Log;
+  oo.debug = debug;
   oo.on_reconcile = [&](double s, bool ok) {
     reconcile_seconds.Observe(s);
     reconciles.fetch_add(1);

@@ -636,6 +636,7 @@ Status FlinkJobOperator::Impl::ReconcileDeletion(const Json& fj, Record& rec, in
 Status FlinkJobOperator::Impl::Reconcile(const std::string& key, int64_t& requeue) {
   Record& rec = records[key];
   std::optional<Json> found = Lookup(key);
+  if (o.debug) Log("reconcile " + key + (found ? "" : ": gone"));
   if (!found) {
     if (rec.dep) {
       Log("FlinkJob " + key + " is gone: stopping its job");
@@ -674,6 +675,11 @@ Status FlinkJobOperator::Impl::Reconcile(const std::string& key, int64_t& requeu
   const std::string upgrade_key = UpgradeKey(spec);
   const std::string desired = StrOr(spec, "state", "running");
   const std::string mode = StrOr(spec, "upgradeMode", "stateless");
+  if (o.debug) {
+    Log("reconcile " + key + ": generation " + std::to_string(generation) + ", desired " +
+        desired + ", deployed " + (rec.dep ? rec.dep->job_id : std::string("-")) + ", pending op " +
+        std::to_string(static_cast<int>(rec.op)));
+  }
   Json status = old_status;
   status["selector"] = std::string(kJobLabel) + "=" + name;
   status.erase("error");
@@ -983,7 +989,8 @@ Result<std::unique_ptr<FlinkJobOperator>> FlinkJobOperator::Start(
   for (const auto& p : paths) {
     k8s::Informer::Options io;
     io.path = p;
-    io.on_event = [&impl](const std::string&, const Json& obj) {
+    io.on_event = [&impl](const std::string& type, const Json& obj) {
+      if (impl.o.debug) impl.Log("event " + type + " " + k8s::Informer::KeyOf(obj));
       impl.Enqueue(k8s::Informer::KeyOf(obj));
     };
     io.on_error = [&impl, p](const Status& s) { impl.Log("watching " + p + ": " + s.message()); };

@@ -78,7 +78,11 @@ Status Informer::ListAll(std::string& resource_version) {
     resource_version = md.value("resourceVersion", "");
     cont = md.value("continue", "");
     if (list.contains("items") && list["items"].is_array()) {
-      for (auto& item : list["items"]) fresh[KeyOf(item)] = std::move(item);
+      for (auto& item : list["items"]) {
+        // The key first: `fresh[KeyOf(item)] = std::move(item)` may move before it reads.
+        std::string key = KeyOf(item);
+        fresh[key] = std::move(item);
+      }
     }
   } while (!cont.empty() && !stop_.load());
   std::vector<Json> gone;

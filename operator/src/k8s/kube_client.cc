@@ -12,6 +12,7 @@
 #include <mutex>
 #include <sstream>
 #include <thread>
+#include <type_traits>
 #include <utility>
 
 namespace eddy::k8s {
@@ -262,11 +263,19 @@ Status KubeClient::Watch(const std::string& path, const std::string& resource_ve
     client::http_client watch_client(
         impl.config.server, impl.HttpConfig(std::chrono::seconds(timeout_seconds + 30)));
     auto pending = watch_client.request(impl.Build("GET", p, nullptr, ""), cts.get_token());
-    // Waits for a task while honouring `stop`; false = stopped.
+    // Waits for a task while honouring `stop`; false = stopped. An abandoned task still ends
+    // (with the cancellation's exception), and pplx aborts the process when a task's exception
+    // is never observed: a continuation observes it.
     auto wait = [&](auto& task) {
       while (!task.is_done()) {
         if (stop.load()) {
           cts.cancel();
+          task.then([](std::remove_reference_t<decltype(task)> t) {
+            try {
+              t.get();
+            } catch (...) {
+            }
+          });
           return false;
         }
         std::this_thread::sleep_for(std::chrono::milliseconds(50));

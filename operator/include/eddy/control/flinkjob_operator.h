@@ -33,6 +33,8 @@ struct FlinkJobOperatorOptions {
   int64_t savepoint_timeout_ms = 300000;
   /// Log lines.
   std::function<void(const std::string&)> log;
+  /// Logs every reconcile's inputs and decisions.
+  bool debug = false;
   /// Called after every reconcile with its duration and whether it failed (metrics).
   std::function<void(double seconds, bool ok)> on_reconcile;
 };
