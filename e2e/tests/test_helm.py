@@ -445,6 +445,27 @@ def test_install_namespaced(cluster):
     assert pods[0]["spec"]["containers"][0]["securityContext"]["readOnlyRootFilesystem"] is True
 
 
+def test_crd_upgrade_path(cluster):
+    """The documented CRD upgrade (`kubectl apply --server-side --force-conflicts`) changes the
+    CRD Helm installed; without --force-conflicts it is refused as a conflict with helm."""
+    cp, _, crd_existed = cluster
+    doc = yaml.safe_load(CRD.read_text())
+    doc["spec"]["versions"][0]["additionalPrinterColumns"][0]["description"] = "upgraded"
+    changed = json.dumps(doc)
+    try:
+        if not crd_existed:  # Helm's field manager owns the CRD it created
+            r = cp.kubectl("apply", "--server-side", "-f", "-", input=changed, check=False)
+            assert r.returncode != 0 and 'conflict with "helm"' in r.stderr, r.stderr
+        cp.kubectl("apply", "--server-side", "--force-conflicts", "-f", "-", input=changed)
+        got = cp.kubectl_json("get", "crd", "flinkjobs.eddy.dev")
+        assert got["spec"]["versions"][0]["additionalPrinterColumns"][0]["description"] == "upgraded"
+    finally:
+        cp.kubectl("apply", "--server-side", "--force-conflicts", "-f", CRD)
+    original = yaml.safe_load(CRD.read_text())["spec"]["versions"][0]["additionalPrinterColumns"][0]
+    got = cp.kubectl_json("get", "crd", "flinkjobs.eddy.dev")
+    assert got["spec"]["versions"][0]["additionalPrinterColumns"][0] == original
+
+
 def test_rbac_namespaced(cluster):
     cp, _, _ = cluster
     a, b = WATCHED
