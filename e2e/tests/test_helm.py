@@ -413,9 +413,14 @@ def gone(cp, *args):
 
 def test_install_namespaced(cluster):
     cp, run, crd_existed = cluster
-    run("install", RELEASE, CHART, "-n", RELEASE_NS, "--create-namespace",
-        "--set", f"watchNamespaces={{{','.join(WATCHED)}}}", "--set", "leaderElection.enabled=true",
-        "--set", "bindPodIP=true", "--timeout", "60s")
+    out = run("install", RELEASE, CHART, "-n", RELEASE_NS, "--create-namespace",
+              "--set", f"watchNamespaces={{{','.join(WATCHED)}}}",
+              "--set", "leaderElection.enabled=true", "--set", "bindPodIP=true",
+              "--timeout", "60s").stdout
+    notes = out[out.index("NOTES:"):]
+    assert f"Watching:  namespaces {', '.join(WATCHED)}" in notes, notes
+    assert f"Lease {RELEASE_NS}/eddy-operator" in notes, notes
+    assert "--force-conflicts -f crds/flinkjob.yaml" in notes, notes
     status = json.loads(run("status", RELEASE, "-n", RELEASE_NS, "-o", "json").stdout)
     assert status["info"]["status"] == "deployed"
     cp.kubectl("wait", "--for=condition=Established", "--timeout=30s", "crd/flinkjobs.eddy.dev")
@@ -523,8 +528,9 @@ def test_uninstall_namespaced(cluster):
 def test_install_cluster_wide(cluster):
     cp, run, _ = cluster
     marker = uuid.uuid4().hex[:8]
-    run("install", RELEASE, CHART, "-n", RELEASE_NS, "--create-namespace",
-        "--set", f"podAnnotations.test={marker}", "--timeout", "60s")
+    out = run("install", RELEASE, CHART, "-n", RELEASE_NS, "--create-namespace",
+              "--set", f"podAnnotations.test={marker}", "--timeout", "60s").stdout
+    assert "Watching:  all namespaces" in out, out
     cp.kubectl("get", "clusterrole", "eddy-operator")
     crb = cp.kubectl_json("get", "clusterrolebinding", "eddy-operator")
     assert crb["subjects"] == [{"kind": "ServiceAccount", "name": "eddy-operator",
