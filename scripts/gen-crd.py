@@ -28,7 +28,10 @@ The conversion (checked against a real kube-apiserver, see e2e/tests/test_crd.py
 - Arrays whose items carry CEL rules get `maxItems` (MAX_ITEMS) so the rules' estimated cost stays
   within the API server's budget; strings checked by such rules are not touched.
 
-Usage: scripts/gen-crd.py [--check]   (--check: exit 1 if crds/flinkjob.yaml is not up to date)
+The same text is written to helm/eddy/crds/flinkjob.yaml, the Helm chart's copy (Helm installs the
+CRDs in a chart's crds/ folder before its templates; a symlink would not survive `helm package`).
+
+Usage: scripts/gen-crd.py [--check]   (--check: exit 1 if either file is not up to date)
 """
 
 import copy
@@ -42,6 +45,8 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 SCHEMA = ROOT / "docs" / "job-spec.schema.json"
 TEMPLATE = ROOT / "crds" / "flinkjob.template.yaml"
 OUTPUT = ROOT / "crds" / "flinkjob.yaml"
+HELM_COPY = ROOT / "helm" / "eddy" / "crds" / "flinkjob.yaml"
+OUTPUTS = (OUTPUT, HELM_COPY)
 
 # Bounds the API server's CEL cost estimator needs on arrays whose items carry rules.
 MAX_ITEMS = {"sources": 64, "steps": 512, "sinks": 64}
@@ -250,13 +255,14 @@ def generate():
 def main():
     text = generate()
     if "--check" in sys.argv[1:]:
-        if not OUTPUT.exists() or OUTPUT.read_text() != text:
-            print(f"{OUTPUT.relative_to(ROOT)} is out of date: run scripts/gen-crd.py",
-                  file=sys.stderr)
-            return 1
-        return 0
-    OUTPUT.write_text(text)
-    print(f"wrote {OUTPUT.relative_to(ROOT)}")
+        stale = [p for p in OUTPUTS if not p.exists() or p.read_text() != text]
+        for p in stale:
+            print(f"{p.relative_to(ROOT)} is out of date: run scripts/gen-crd.py", file=sys.stderr)
+        return 1 if stale else 0
+    for p in OUTPUTS:
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_text(text)
+        print(f"wrote {p.relative_to(ROOT)}")
     return 0
 
 

