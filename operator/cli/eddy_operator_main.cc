@@ -35,11 +35,14 @@ const char* kUsage =
     "  --lease-namespace NS        its namespace (default $POD_NAMESPACE, else the config's)\n"
     "  --health-port N             /healthz and /readyz (default 8085)\n"
     "  --metrics-port N            Prometheus /metrics (default 9249)\n"
+    "  --rest-port N               Flink's REST API over the jobs it runs (default 8081)\n"
     "  --bind-address ADDR         address the ports above and the JobMaster RPC ports bind\n"
     "                              (default 0.0.0.0)\n"
     "  --advertise-address ADDR    address worker pods reach the JobMasters at\n"
     "                              (default $POD_IP, else the bind address, else 127.0.0.1)\n"
     "  --worker-image IMAGE        image of FlinkJobs without spec.image (eddy-worker:latest)\n"
+    "  --worker-service-account SA ServiceAccount of worker pods of FlinkJobs without\n"
+    "                              spec.serviceAccount (default: the namespace's default)\n"
     "  --savepoint-on-deletion     take a savepoint before a deleted FlinkJob's pods go\n"
     "  --status-interval MS        status refresh of running jobs (default 2000)\n"
     "  --log-level info|debug      (default info)\n";
@@ -96,9 +99,9 @@ struct RequestMetrics {
 
 int main(int argc, char** argv) {
   std::string kubeconfig, namespaces, lease_name = "eddy-operator", lease_ns;
-  std::string bind = "0.0.0.0", advertise, worker_image = "eddy-worker:latest";
+  std::string bind = "0.0.0.0", advertise, worker_image = "eddy-worker:latest", worker_sa;
   bool leader_elect = false, savepoint_on_deletion = false, debug = false;
-  long health_port = 8085, metrics_port = 9249, status_interval = 2000;
+  long health_port = 8085, metrics_port = 9249, rest_port = 8081, status_interval = 2000;
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
     std::string v;
@@ -142,6 +145,8 @@ int main(int argc, char** argv) {
       num(health_port, 0, 65535);
     } else if (a == "--metrics-port") {
       num(metrics_port, 0, 65535);
+    } else if (a == "--rest-port") {
+      num(rest_port, 1, 65535);
     } else if (a == "--status-interval") {
       num(status_interval, 100, 600000);
     } else if (a == "--bind-address") {
@@ -150,6 +155,8 @@ int main(int argc, char** argv) {
       advertise = v;
     } else if (a == "--worker-image") {
       worker_image = v;
+    } else if (a == "--worker-service-account") {
+      worker_sa = v;
     } else if (a == "--log-level") {
       if (v != "info" && v != "debug") {
         std::fprintf(stderr, "eddy-operator: --log-level is info or debug, got '%s'\n", v.c_str());
@@ -310,6 +317,7 @@ int main(int argc, char** argv) {
   oo.rpc_bind_host = bind;
   oo.advertise_address = advertise;
   oo.worker_image = worker_image;
+  oo.worker_service_account = worker_sa;
   oo.savepoint_on_deletion = savepoint_on_deletion;
   oo.status_interval_ms = status_interval;
   oo.log = Log;
@@ -325,6 +333,14 @@ int main(int argc, char** argv) {
     return 1;
   }
   op_ptr = op->get();
+  auto* op_raw = op->get();
+  auto rest = eddy::control::RestServer::Start(
+      [op_raw](const eddy::control::RestRequest& r) { return op_raw->HandleRest(r); },
+      "http://" + bind + ":" + std::to_string(rest_port));
+  if (!rest.ok()) {
+    std::fprintf(stderr, "eddy-operator: %s\n", rest.status().message().c_str());
+    std::_Exit(1);
+  }
   int rc = 0;
   int64_t next_renew = eddy::SteadyMillis();
   while (!g_stop.load()) {
@@ -341,6 +357,7 @@ int main(int argc, char** argv) {
   }
   Log(rc == 0 ? "stopping (signal)" : "stopping");
   op_ptr = nullptr;
+  rest->reset();
   (*op)->Stop(/*stop_jobs=*/false);
   if (elector && rc == 0) elector->Release();
   collect->Detach();

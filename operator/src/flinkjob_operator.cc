@@ -147,7 +147,7 @@ struct Deployment {
   std::string upgrade_key;
   Json spec;
   std::shared_ptr<KubernetesLauncher> launcher;
-  std::unique_ptr<ControlPlane> cp;
+  std::shared_ptr<ControlPlane> cp;  // shared with REST requests in flight
   std::string job_id;
   int64_t deployed_ms = 0;
 };
@@ -196,6 +196,19 @@ struct FlinkJobOperator::Impl {
   std::thread worker;
 
   std::map<std::string, Record> records;  // worker thread only
+
+  /// The JobMasters for the REST API: FlinkJob key → (job id, control plane).
+  mutable std::mutex rest_mu;
+  std::map<std::string, std::pair<std::string, std::shared_ptr<ControlPlane>>> running;
+
+  void Publish(const std::string& key, const Deployment* d) {
+    std::lock_guard<std::mutex> lock(rest_mu);
+    if (d && d->cp) {
+      running[key] = {d->job_id, d->cp};
+    } else {
+      running.erase(key);
+    }
+  }
 
   void Log(const std::string& m) const {
     if (o.log) o.log(m);
@@ -352,7 +365,11 @@ struct FlinkJobOperator::Impl {
     Json& ps = pod["spec"];
     ps["restartPolicy"] = "Never";
     ps["subdomain"] = name + "-taskmanager";
-    if (spec.contains("serviceAccount")) ps["serviceAccountName"] = spec["serviceAccount"];
+    if (spec.contains("serviceAccount")) {
+      ps["serviceAccountName"] = spec["serviceAccount"];
+    } else if (!o.worker_service_account.empty()) {
+      ps["serviceAccountName"] = o.worker_service_account;
+    }
     if (!ps.contains("containers") || !ps["containers"].is_array()) ps["containers"] = Json::array();
     Json* c = nullptr;
     for (auto& x : ps["containers"]) {
@@ -470,7 +487,8 @@ struct FlinkJobOperator::Impl {
     co.slots_per_worker = std::max(1, Slots(spec));
     co.launcher = d->launcher;
     co.heartbeat_timeout_ms = o.heartbeat_timeout_ms;
-    EDDY_ASSIGN_OR_RETURN(d->cp, ControlPlane::Start(std::move(co)));
+    EDDY_ASSIGN_OR_RETURN(std::unique_ptr<ControlPlane> cp, ControlPlane::Start(std::move(co)));
+    d->cp = std::move(cp);
     JobSubmission sub;
     sub.spec_text = spec_text;
     sub.spec_file = "FlinkJob " + ns + "/" + name + " spec.job";
@@ -496,6 +514,10 @@ struct FlinkJobOperator::Impl {
         d.cp->WaitForJob(d.job_id, 10000);
       }
       d.cp.reset();  // shuts the workers down and deletes their pods
+    }
+    std::lock_guard<std::mutex> lock(rest_mu);
+    for (auto it = running.begin(); it != running.end();) {
+      it = it->second.first == d.job_id ? running.erase(it) : std::next(it);
     }
   }
 
@@ -865,6 +887,7 @@ Status FlinkJobOperator::Impl::Reconcile(const std::string& key, int64_t& requeu
       return Status::Ok();
     }
     rec.dep = std::move(*d);
+    Publish(key, rec.dep.get());
     rec.restore_from.reset();
     rec.finished = false;
     Event(fj, "Normal", "JobDeployed",
@@ -1019,10 +1042,78 @@ void FlinkJobOperator::Stop(bool stop_jobs) {
     } else if (rec.dep->cp) {
       // Leave the pods for the next leader: they lose this JobMaster and end; the new one
       // restarts the job from its newest checkpoint.
-      rec.dep->cp.release();  // NOLINT: intentionally not shutting the workers down
+      new std::shared_ptr<ControlPlane>(std::move(rec.dep->cp));  // NOLINT: leaked on purpose
     }
   }
   impl_->records.clear();
+  std::lock_guard<std::mutex> lock(impl_->rest_mu);
+  impl_->running.clear();
+}
+
+RestResponse FlinkJobOperator::HandleRest(const RestRequest& request) {
+  RestRequest r = request;
+  if (!r.path.empty() && r.path[0] == "v1") r.path.erase(r.path.begin());
+  std::map<std::string, std::pair<std::string, std::shared_ptr<ControlPlane>>> running;
+  {
+    std::lock_guard<std::mutex> lock(impl_->rest_mu);
+    running = impl_->running;
+  }
+  auto reply = [](int status, const Json& body) { return RestResponse{status, body.dump()}; };
+  auto error = [&](int status, const std::string& m) {
+    return reply(status, Json{{"errors", Json::array({m})}});
+  };
+  if (r.method != "GET" && (r.path.size() < 2 || r.path[0] != "jobs")) {
+    return error(405, "only GET here; jobs are submitted as FlinkJob resources");
+  }
+  if (r.path.size() == 1 && r.path[0] == "flinkjobs") {
+    Json out = Json::array();
+    for (const auto& [key, v] : running) {
+      size_t slash = key.find('/');
+      out.push_back({{"namespace", key.substr(0, slash)},
+                     {"name", key.substr(slash + 1)},
+                     {"jobId", v.first}});
+    }
+    return reply(200, Json{{"flinkjobs", out}});
+  }
+  if ((r.path.size() == 1 && r.path[0] == "jobs") ||
+      (r.path.size() == 2 && r.path[0] == "jobs" && r.path[1] == "overview")) {
+    Json jobs = Json::array();
+    for (const auto& [key, v] : running) {
+      RestResponse one = HandleRestRequest(*v.second, r);
+      Json j = Json::parse(one.body, nullptr, false);
+      if (j.is_object() && j.contains("jobs") && j["jobs"].is_array()) {
+        for (auto& x : j["jobs"]) jobs.push_back(std::move(x));
+      }
+    }
+    return reply(200, Json{{"jobs", jobs}});
+  }
+  if (r.path.size() == 1 && r.path[0] == "overview") {
+    Json sum = Json::object();
+    for (const auto& [key, v] : running) {
+      Json j = Json::parse(HandleRestRequest(*v.second, r).body, nullptr, false);
+      if (!j.is_object()) continue;
+      for (const auto& [k, x] : j.items()) {
+        if (x.is_number_integer()) {
+          sum[k] = sum.value(k, 0) + x.get<int64_t>();
+        } else if (!sum.contains(k)) {
+          sum[k] = x;
+        }
+      }
+    }
+    if (sum.empty()) sum = {{"taskmanagers", 0}, {"jobs-running", 0}};
+    return reply(200, sum);
+  }
+  if (r.path.size() >= 2 && r.path[0] == "jobs") {
+    for (const auto& [key, v] : running) {
+      if (v.first == r.path[1]) return HandleRestRequest(*v.second, r);
+    }
+    return error(404, "no job " + r.path[1] + " runs in this operator (GET /flinkjobs lists them)");
+  }
+  std::string path;
+  for (const auto& seg : r.path) path += "/" + seg;
+  return error(404, "Not found: " + (path.empty() ? std::string("/") : path) +
+                        " (the operator serves /overview, /jobs, /jobs/overview, /jobs/:jobid/…, "
+                        "/flinkjobs)");
 }
 
 bool FlinkJobOperator::Ready() const {

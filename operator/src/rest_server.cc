@@ -854,7 +854,7 @@ namespace http = web::http;
 using http::experimental::listener::http_listener;
 
 struct RestServer::Impl {
-  ControlPlane* cp = nullptr;
+  std::function<RestResponse(const RestRequest&)> handler;
   std::string address;
   std::unique_ptr<http_listener> listener;
 
@@ -903,17 +903,22 @@ struct RestServer::Impl {
     if (r.method == "POST" || r.method == "PUT" || r.method == "PATCH") {
       r.body = req.extract_utf8string(/*ignore_content_type=*/true).get();
     }
-    return HandleRestRequest(*cp, r);
+    return handler(r);
   }
 };
 
 Result<std::unique_ptr<RestServer>> RestServer::Start(ControlPlane* cp,
                                                       const std::string& address) {
   if (cp == nullptr) return Status::InvalidArgument("REST API: no control plane");
+  return Start([cp](const RestRequest& r) { return HandleRestRequest(*cp, r); }, address);
+}
+
+Result<std::unique_ptr<RestServer>> RestServer::Start(
+    std::function<RestResponse(const RestRequest&)> handler, const std::string& address) {
   std::unique_ptr<RestServer> server(new RestServer());
   server->impl_ = std::make_unique<Impl>();
   Impl* impl = server->impl_.get();
-  impl->cp = cp;
+  impl->handler = std::move(handler);
   impl->address = address;
   try {
     web::uri uri(address);

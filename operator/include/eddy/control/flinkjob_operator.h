@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "eddy/control/rest_server.h"
 #include "eddy/k8s/kube_client.h"
 #include "eddy/status.h"
 
@@ -20,6 +21,9 @@ struct FlinkJobOperatorOptions {
   std::string advertise_address = "127.0.0.1";
   /// Image of FlinkJobs without spec.image.
   std::string worker_image = "eddy-worker:latest";
+  /// ServiceAccount of worker pods of FlinkJobs without spec.serviceAccount ("" = the
+  /// namespace's default).
+  std::string worker_service_account;
   /// Take a savepoint (when the job has a savepointDir) before a deleted FlinkJob's pods go:
   /// Flink operator's kubernetes.operator.job.savepoint-on-deletion. The annotation
   /// `eddy.dev/savepoint-on-deletion: "true"|"false"` overrides it per FlinkJob.
@@ -55,6 +59,11 @@ class FlinkJobOperator {
   void Stop(bool stop_jobs);
   /// True once every FlinkJob informer has synced.
   bool Ready() const;
+  /// The REST API over every job this operator runs (Flink's paths, see RestServer):
+  /// `/jobs/:jobid/…` goes to that job's JobMaster, `/jobs` and `/jobs/overview` list all of
+  /// them, `/overview` sums their clusters, and Eddy's `/flinkjobs` maps FlinkJobs to job ids.
+  /// Any thread.
+  RestResponse HandleRest(const RestRequest& request);
   /// FlinkJobs by status.lifecycleState (CREATED for those without a status yet).
   std::map<std::string, int> JobsByLifecycle() const;
 

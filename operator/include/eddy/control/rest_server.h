@@ -1,5 +1,6 @@
 #pragma once
 
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -56,6 +57,10 @@ class RestServer {
   /// not supported by cpprestsdk: pick a free port. IOError if the address cannot be bound,
   /// InvalidArgument if it is not an http:// URI with a port.
   static Result<std::unique_ptr<RestServer>> Start(ControlPlane* cp, const std::string& address);
+  /// Serves any handler (the operator routes each job's requests to its JobMaster). The handler
+  /// runs on cpprestsdk's thread pool and must not throw.
+  static Result<std::unique_ptr<RestServer>> Start(
+      std::function<RestResponse(const RestRequest&)> handler, const std::string& address);
   ~RestServer();
   RestServer(const RestServer&) = delete;
   RestServer& operator=(const RestServer&) = delete;
