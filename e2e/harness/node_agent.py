@@ -28,10 +28,11 @@ last path component (`reg.io:5000/org/eddy-worker:1.2` tries `reg.io:5000/org/ed
 with reason ImageBinaryMissing; an unmapped image with reason ImageNotMapped.
 
 Threads: one for the Node heartbeat, one for the pod list/watch, one per pod (it starts, probes,
-restarts and stops that pod's processes and patches its status). Container processes get
-PR_SET_PDEATHSIG (SIGKILL, bound to the pod's thread) and their own process group; `stop()`
-kills the groups. If the agent itself is SIGKILLed, a container's main process dies with it but
-grandchildren it forked (e.g. a shell's children) are left behind.
+restarts and stops that pod's processes and patches its status). Each container runs in its own
+process group (when its main process exits, the rest of the group is killed, as a pid namespace
+would); `stop()` kills the groups. If the agent dies any other way (even SIGKILL), the main
+processes get PR_SET_PDEATHSIG and a small watchdog process (`Reaper`, fed the group ids over a
+pipe) SIGKILLs the groups when the pipe closes, so nothing is left behind.
 """
 
 import argparse
@@ -111,6 +112,59 @@ def _child_setup(parent_pid):
         if os.getppid() != parent_pid:  # the agent died between fork and prctl
             os._exit(1)
     return setup
+
+
+# The reaper: a watchdog process reading "+pgid" / "-pgid" lines; when its stdin reaches EOF
+# (the agent exited or was SIGKILLed: the kernel closes the pipe) it SIGKILLs the groups left.
+_REAPER_SRC = """# eddy e2e node agent: reaper (test infrastructure)
+import os, signal, sys
+signal.signal(signal.SIGINT, signal.SIG_IGN)
+groups = set()
+for line in sys.stdin:
+    n = int(line)
+    (groups.add if n > 0 else groups.discard)(abs(n))
+for g in groups:
+    try:
+        os.killpg(g, signal.SIGKILL)
+    except OSError:
+        pass
+"""
+
+
+class Reaper:
+    """Kills the containers' process groups (grandchildren included) whenever the agent dies,
+    even by SIGKILL. Thread-safe."""
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._proc = subprocess.Popen([sys.executable, "-c", _REAPER_SRC], stdin=subprocess.PIPE,
+                                      stdout=subprocess.DEVNULL, start_new_session=True)
+
+    def _send(self, line):
+        with self._lock:
+            try:
+                self._proc.stdin.write(f"{line}\n".encode())
+                self._proc.stdin.flush()
+            except (OSError, ValueError):
+                pass
+
+    def add(self, pgid):
+        self._send(pgid)
+
+    def remove(self, pgid):
+        self._send(-pgid)
+
+    def close(self):
+        with self._lock:
+            try:
+                self._proc.stdin.close()
+            except OSError:
+                pass
+        try:
+            self._proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            self._proc.kill()
+            self._proc.wait()
 
 
 _VAR_RE = re.compile(r"\$(\$|\(([^)]*)\))")
@@ -512,6 +566,7 @@ class PodWorker:
             self._exited(c, 128, None, pod, reason="StartError", message=msg)
             return
         logf.close()
+        self.agent.reaper.add(c.proc.pid)
         c.log_file = self.dir / f"{c.name}.log"
         c.started_at, c.started_mono = started, now
         c.ever_started = True
@@ -545,6 +600,7 @@ class PodWorker:
             os.killpg(pid, signal.SIGKILL)
         except OSError:
             pass
+        self.agent.reaper.remove(pid)
         c.proc = None
         if rc < 0:
             self._exited(c, 128 - rc, -rc, pod)
@@ -1063,6 +1119,7 @@ class NodeAgent:
         self._stop = threading.Event()
         self._threads = []
         self._log_handler = None
+        self.reaper = None
         self._boot_id = str(uuid.uuid4())
         self._since = now_iso()
 
@@ -1088,6 +1145,7 @@ class NodeAgent:
         log.addHandler(self._log_handler)
         log.setLevel(logging.DEBUG if os.environ.get("EDDY_NODE_AGENT_DEBUG") else logging.INFO)
         self._version = self.api.get("/version").get("gitVersion", "v0.0.0")
+        self.reaper = Reaper()
         self._register()
         for target, tname in ((self._heartbeat_loop, "node-heartbeat"),
                               (self._pods_loop, "node-pods")):
@@ -1112,6 +1170,8 @@ class NodeAgent:
         for t in self._threads:
             t.join(timeout=10)
         self._threads.clear()
+        if self.reaper:
+            self.reaper.close()       # idempotent; late calls from a stuck worker are no-ops
         if self._log_handler:
             log.removeHandler(self._log_handler)
             self._log_handler.close()
