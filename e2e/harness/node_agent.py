@@ -381,7 +381,9 @@ class PodWorker:
         self.phase = pod.get("status", {}).get("phase", "Pending")
         self.terminal = self.phase in ("Succeeded", "Failed")
         self.pod_ip = pod.get("status", {}).get("podIP")
-        if not self.terminal:
+        if spec.get("hostNetwork"):
+            self.pod_ip = HOST_IP
+        elif not self.terminal:
             self.pod_ip = agent.ips.alloc(self.uid, prefer=self.pod_ip)
         self.start_time = pod.get("status", {}).get("startTime") or now_iso()
         self.volumes_ready = False
@@ -392,6 +394,7 @@ class PodWorker:
         self.cond_times = {}
         self.last_status = None
         self.next_volume_try = 0.0
+        self.volume_error = None
         self.terminating = False
         # a pod restored after an agent restart keeps its restart counts
         for key, ctrs in (("initContainerStatuses", self.init), ("containerStatuses", self.app)):
@@ -474,7 +477,9 @@ class PodWorker:
                 for c in self.init + self.app:
                     c.state = {"waiting": {"reason": "ContainerCreating", "message": msg}}
                 self.next_volume_try = now + 1
-                log.warning("pod %s/%s: %s (retrying)", self.ns, self.pod_name, e)
+                if str(e) != self.volume_error:
+                    log.warning("pod %s/%s: %s (retrying)", self.ns, self.pod_name, e)
+                    self.volume_error = str(e)
                 return
             self.volumes_ready = True
             waiting = {"waiting": {"reason": "PodInitializing"}}

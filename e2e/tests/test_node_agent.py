@@ -175,19 +175,33 @@ def test_env_volumes_and_log(env):
     assert not os.path.exists(os.path.join(creds, "user")), "items must limit the keys"
 
 
+def waiting(reason):
+    return lambda p: cstatus(p)["state"].get("waiting", {}).get("reason") == reason
+
+
 def test_missing_secret_then_created(env):
+    """A missing Secret holds a pod back (env: CreateContainerConfigError; volume:
+    ContainerCreating) until it is created."""
     cp, agent = env
     make_pod(cp, "waits", [{"name": "main", "image": "e2e-sleep", "args": ["3600"],
                             "env": [{"name": "X", "valueFrom": {"secretKeyRef": {
                                 "name": "late", "key": "k"}}}]}])
-    p = wait_pod(env, "waits", lambda p: cstatus(p)["state"].get("waiting", {}).get("reason")
-                 == "CreateContainerConfigError", "CreateContainerConfigError")
+    make_pod(cp, "waitsvol", [{"name": "main", "image": "e2e-sleep", "args": ["3600"],
+                               "volumeMounts": [{"name": "v", "mountPath": "/late"}]}],
+             volumes=[{"name": "v", "secret": {"secretName": "late"}}])
+    p = wait_pod(env, "waits", waiting("CreateContainerConfigError"), "CreateContainerConfigError")
     assert 'secret "late" not found' in cstatus(p)["state"]["waiting"]["message"]
     assert p["status"]["phase"] == "Pending"
     assert agent.pod_processes(NS, "waits") == []
+    p = wait_pod(env, "waitsvol", waiting("ContainerCreating"), "ContainerCreating")
+    assert 'secret "late" not found' in cstatus(p)["state"]["waiting"].get("message", ""), p
+    assert agent.pod_processes(NS, "waitsvol") == []
     apply(cp, {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "late"},
                "stringData": {"k": "v"}})
     wait_pod(env, "waits", running, "Running once the secret exists")
+    wait_pod(env, "waitsvol", running, "Running once the secret exists")
+    late = json.loads((agent.pod_dir(NS, "waitsvol") / "mounts.json").read_text())["/late"]
+    assert open(os.path.join(late, "k")).read() == "v"
 
 
 def test_unmapped_and_missing_images(env):
@@ -336,6 +350,25 @@ def test_readiness_probe_flips_ready(env):
         assert r.read() == b"ok"
     ready_file.unlink()
     wait_pod(env, "web", lambda p: not ready(p), "not Ready after /ready is gone", timeout=10)
+
+
+def test_liveness_probe_restarts(env):
+    """An exec liveness probe (`test -f alive` in the pod dir) failing restarts the container."""
+    cp, agent = env
+    make_pod(cp, "live", [{
+        "name": "main", "image": "e2e-shell", "args": ["-c", "touch alive; exec sleep 3600"],
+        "livenessProbe": {"exec": {"command": ["test", "-f", "alive"]},
+                          "periodSeconds": 1, "failureThreshold": 2}}])
+    wait_pod(env, "live", running, "Running")
+    time.sleep(2.5)                                  # probes pass meanwhile
+    p = pod_json(cp, "live")
+    assert cstatus(p)["restartCount"] == 0, cstatus(p)
+    old = agent.pod_processes(NS, "live")
+    (agent.pod_dir(NS, "live") / "alive").unlink()
+    p = wait_pod(env, "live", lambda p: cstatus(p)["restartCount"] == 1 and running(p),
+                 "restarted by the liveness probe", timeout=15)
+    assert cstatus(p)["lastState"]["terminated"]["exitCode"] == 137
+    assert agent.pod_processes(NS, "live") != old
 
 
 def test_node_heartbeat_keeps_node_ready(env):
