@@ -12,13 +12,14 @@ resource types, retries or caching — callers do that.
         ...                                             # {"type": ..., "object": {...}}
 
 Thread-safe: every request opens its own connection (the load is a handful of requests per
-second); a watch's connection can be closed from another thread with `close_watches()`.
+second); `close_watches()` (from another thread) ends the open watches and any later one.
 """
 
 import base64
 import http.client
 import json
 import os
+import socket
 import ssl
 import tempfile
 import threading
@@ -63,6 +64,7 @@ class KubeRest:
         self._token = token
         self._watch_lock = threading.Lock()
         self._watch_conns = set()
+        self._watches_closed = False
 
     @classmethod
     def from_kubeconfig(cls, kubeconfig, context=None):
@@ -181,6 +183,8 @@ class KubeRest:
         conn = http.client.HTTPSConnection(self.host, self.port, context=self._ctx,
                                            timeout=timeout)
         with self._watch_lock:
+            if self._watches_closed:
+                return
             self._watch_conns.add(conn)
         try:
             conn.request("GET", self._url(path, q), headers=self._headers())
@@ -200,10 +204,9 @@ class KubeRest:
             conn.close()
 
     def close_watches(self):
-        """Make every open watch of this client end (from any thread)."""
-        import socket
-
+        """Make every open watch of this client end, and later ones end at once (any thread)."""
         with self._watch_lock:
+            self._watches_closed = True
             conns = list(self._watch_conns)
         for c in conns:
             try:

@@ -699,14 +699,24 @@ class PodWorker:
                 self._sync_status(pod)
             except Exception as e:  # noqa: BLE001 - best effort, the object goes away next
                 log.info("pod %s/%s: final status not written: %s", self.ns, self.pod_name, e)
-        try:
-            self.api.delete(f"/api/v1/namespaces/{self.ns}/pods/{self.pod_name}", {
-                "kind": "DeleteOptions", "apiVersion": "v1", "gracePeriodSeconds": 0,
-                "preconditions": {"uid": self.uid}})
-            log.info("pod %s/%s: deleted", self.ns, self.pod_name)
-        except ApiError as e:
-            if e.status not in (404, 409):
-                log.warning("pod %s/%s: delete failed: %s", self.ns, self.pod_name, e)
+        for attempt in range(10):      # a transient failure must not leave it Terminating
+            try:
+                self.api.delete(f"/api/v1/namespaces/{self.ns}/pods/{self.pod_name}", {
+                    "kind": "DeleteOptions", "apiVersion": "v1", "gracePeriodSeconds": 0,
+                    "preconditions": {"uid": self.uid}})
+                log.info("pod %s/%s: deleted", self.ns, self.pod_name)
+                return
+            except ApiError as e:
+                if e.status in (404, 409):   # gone already / a new pod of the same name
+                    return
+                err = e
+            except OSError as e:
+                err = e
+            log.warning("pod %s/%s: delete failed (attempt %d): %s", self.ns, self.pod_name,
+                        attempt + 1, err)
+            if self._vanished or self._shutdown:
+                return
+            time.sleep(1)
 
     # -- probes
     def _probe(self, pod):
@@ -1166,15 +1176,15 @@ class NodeAgent:
         object is left as it is (its lease expires)."""
         self._stop.set()
         self.api.close_watches()
+        for t in self._threads:        # first: no new pod workers after this
+            t.join(timeout=35)
+        self._threads.clear()
         with self._wlock:
             workers = list(self._workers.values())
         for w in workers:
             w.shutdown()
         for w in workers:
             w.thread.join(timeout=10)
-        for t in self._threads:
-            t.join(timeout=10)
-        self._threads.clear()
         if self.reaper:
             self.reaper.close()       # idempotent; late calls from a stuck worker are no-ops
         if self._log_handler:
