@@ -446,6 +446,8 @@ def smoke(cp: ControlPlane):
     cp.kubectl("apply", "-f", "-", input=json.dumps({
         "apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p1", "namespace": "default"},
         "spec": {"containers": [{"name": "c", "image": "eddy-worker:smoke"}],
+                 # pinned: a node agent's Node may be in the cluster too
+                 "nodeSelector": {"kubernetes.io/hostname": "smoke-node"},
                  "tolerations": [{"operator": "Exists"}]}}))
     node = wait_for(lambda: cp.kubectl_json("get", "pod", "p1", "-n", "default")["spec"].get("nodeName"),
                     60, what="pod p1 scheduled")
