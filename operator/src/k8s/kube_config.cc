@@ -104,13 +104,13 @@ Result<KubeConfig> LoadKubeconfig(const std::string& path, const std::string& co
       return Status::InvalidArgument("kubeconfig " + path + " has no current-context");
     }
     YAML::Node ctx = Named(root["contexts"], ctx_name, "context");
-    if (!ctx) {
+    if (!ctx || !ctx.IsMap()) {
       return Status::InvalidArgument("kubeconfig " + path + ": no context named " + ctx_name);
     }
     std::string cluster_name = ctx["cluster"] ? ctx["cluster"].as<std::string>() : "";
     std::string user_name = ctx["user"] ? ctx["user"].as<std::string>() : "";
     YAML::Node cluster = Named(root["clusters"], cluster_name, "cluster");
-    if (!cluster || !cluster["server"]) {
+    if (!cluster || !cluster.IsMap() || !cluster["server"]) {
       return Status::InvalidArgument("kubeconfig " + path + ": cluster " + cluster_name +
                                      " of context " + ctx_name + " has no server");
     }
@@ -124,7 +124,7 @@ Result<KubeConfig> LoadKubeconfig(const std::string& path, const std::string& co
                                     "clusters[" + cluster_name + "]", c.ca_pem));
     if (ctx["namespace"]) c.default_namespace = ctx["namespace"].as<std::string>();
     YAML::Node user = Named(root["users"], user_name, "user");
-    if (user) {
+    if (user && user.IsMap()) {
       if (user["exec"] || user["auth-provider"]) {
         return Status::InvalidArgument("kubeconfig " + path + ": user " + user_name +
                                        " uses an exec/auth-provider plugin, which eddy-operator "
