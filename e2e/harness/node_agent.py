@@ -320,7 +320,6 @@ class Ctr:
         self.init = init
         self.sidecar = init and spec.get("restartPolicy") == "Always"
         self.proc = None
-        self.log_file = None
         self.started_at = None
         self.started_mono = 0.0
         self.state = {"waiting": {"reason": "ContainerCreating"}}
@@ -572,7 +571,6 @@ class PodWorker:
             return
         logf.close()
         self.agent.reaper.add(c.proc.pid)
-        c.log_file = self.dir / f"{c.name}.log"
         c.started_at, c.started_mono = started, now
         c.ever_started = True
         c.container_id = f"eddy-e2e://{c.proc.pid}"
