@@ -135,9 +135,11 @@ def write_kubeconfig(path: Path, server, pki: Path, user):
 
 
 def _die_with_parent():
-    """preexec_fn: SIGTERM the child when the Python process that started it exits."""
+    """preexec_fn: SIGKILL the child when the Python process that started it exits (it died
+    without stop(): kube-apiserver ignores a SIGTERM for tens of seconds, and nothing of a
+    throw-away control plane needs a graceful end)."""
     libc = ctypes.CDLL("libc.so.6", use_errno=True)
-    libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
 
 
 class ControlPlane:
