@@ -83,7 +83,9 @@ class KubeClient {
   /// Streams `GET path?watch=1&resourceVersion=rv&allowWatchBookmarks=true&timeoutSeconds=…`
   /// to `handler` until the server ends the stream (Ok), `stop` becomes true (Cancelled), or
   /// the stream fails (Unavailable). An ERROR event with code 410 returns OutOfRange ("Gone":
-  /// the caller re-lists). `path` may carry a query (label selectors).
+  /// the caller re-lists). `path` may carry a query (label selectors). Pass the resourceVersion
+  /// of a list: an empty one needs consistent reads from the watch cache, which kube-apiserver
+  /// 1.34+ refuses on etcd 3.4 (no RequestWatchProgress).
   Status Watch(const std::string& path, const std::string& resource_version, int timeout_seconds,
                const WatchHandler& handler, const std::atomic<bool>& stop);
 
