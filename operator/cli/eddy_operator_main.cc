@@ -253,6 +253,9 @@ int main(int argc, char** argv) {
     }
     out.push_back(lat.Build());
     out.push_back(cnt.Build());
+    if (auto* op = op_ptr.load()) {
+      for (auto& f : op->CollectJobMetrics()) out.push_back(std::move(f));
+    }
     return out;
   });
   (*metrics)->Add(collect);

@@ -13,6 +13,7 @@
 #include <utility>
 
 #include "eddy/clock.h"
+#include "eddy/control/control_metrics.h"
 #include "eddy/control/control_plane.h"
 #include "eddy/control/kubernetes_launcher.h"
 #include "eddy/k8s/informer.h"
@@ -1048,6 +1049,36 @@ void FlinkJobOperator::Stop(bool stop_jobs) {
   impl_->records.clear();
   std::lock_guard<std::mutex> lock(impl_->rest_mu);
   impl_->running.clear();
+}
+
+std::vector<prometheus::MetricFamily> FlinkJobOperator::CollectJobMetrics() {
+  std::map<std::string, std::pair<std::string, std::shared_ptr<ControlPlane>>> running;
+  {
+    std::lock_guard<std::mutex> lock(impl_->rest_mu);
+    running = impl_->running;
+  }
+  std::vector<prometheus::MetricFamily> out;
+  std::map<std::string, size_t> index;
+  for (const auto& [key, v] : running) {
+    size_t slash = key.find('/');
+    prometheus::ClientMetric::Label ns{"namespace", key.substr(0, slash)};
+    prometheus::ClientMetric::Label fj{"flinkjob", key.substr(slash + 1)};
+    for (auto& family : CollectControlPlaneMetrics(*v.second)) {
+      for (auto& m : family.metric) {
+        m.label.push_back(ns);
+        m.label.push_back(fj);
+      }
+      auto it = index.find(family.name);
+      if (it == index.end()) {
+        index[family.name] = out.size();
+        out.push_back(std::move(family));
+      } else {
+        auto& into = out[it->second].metric;
+        into.insert(into.end(), family.metric.begin(), family.metric.end());
+      }
+    }
+  }
+  return out;
 }
 
 RestResponse FlinkJobOperator::HandleRest(const RestRequest& request) {

@@ -7,6 +7,8 @@
 #include <string>
 #include <vector>
 
+#include <prometheus/metric_family.h>
+
 #include "eddy/control/rest_server.h"
 #include "eddy/k8s/kube_client.h"
 #include "eddy/status.h"
@@ -64,6 +66,9 @@ class FlinkJobOperator {
   /// them, `/overview` sums their clusters, and Eddy's `/flinkjobs` maps FlinkJobs to job ids.
   /// Any thread.
   RestResponse HandleRest(const RestRequest& request);
+  /// The control-plane metrics (docs/metrics.md) of every JobMaster it runs, each series labelled
+  /// `namespace` and `flinkjob`; families of the same name are merged. Any thread.
+  std::vector<prometheus::MetricFamily> CollectJobMetrics();
   /// FlinkJobs by status.lifecycleState (CREATED for those without a status yet).
   std::map<std::string, int> JobsByLifecycle() const;
 
