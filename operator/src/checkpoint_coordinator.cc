@@ -260,6 +260,16 @@ void CheckpointCoordinator::Trigger(bool savepoint, bool stop, bool drain, const
   cb_.trigger(t);
 }
 
+Result<int64_t> CheckpointCoordinator::TriggerCheckpoint() {
+  if (!all_running_) {
+    return Status::Unavailable("the job is not running (every task must run to take a checkpoint)");
+  }
+  int64_t id = next_id_;
+  Trigger(false, false, false, "", "");
+  cb_.log("checkpoint " + std::to_string(id) + " triggered on request");
+  return id;
+}
+
 Result<std::string> CheckpointCoordinator::TriggerSavepoint(std::string dir, bool stop,
                                                             bool drain) {
   if (dir.empty()) dir = config_.savepoint_dir;

@@ -1116,6 +1116,18 @@ Result<std::string> ControlPlane::TriggerSavepoint(const std::string& job_id,
   });
 }
 
+Result<int64_t> ControlPlane::TriggerCheckpoint(const std::string& job_id) {
+  return impl_->Call([&]() -> Result<int64_t> {
+    auto it = impl_->jobs.find(job_id);
+    if (it == impl_->jobs.end()) return Status::NotFound("no job " + job_id);
+    if (it->second->state != JobState::kRunning) {
+      return Status::Unavailable("job " + job_id + " is " +
+                                 std::string(JobStateName(it->second->state)) + ", not RUNNING");
+    }
+    return it->second->checkpoints->TriggerCheckpoint();
+  });
+}
+
 Result<SavepointStatus> ControlPlane::SavepointState(const std::string& job_id,
                                                      const std::string& trigger_id) {
   return impl_->Call([&]() -> Result<SavepointStatus> {

@@ -166,6 +166,7 @@ struct Record {
   std::optional<std::string> restore_from;
   /// Status fields kept between reconciles.
   Json savepoint_info = Json::object();
+  Json checkpoint_info = Json::object();
   Json last_written;
   std::string last_error;
   std::string invalid_event_for;  // spec key an InvalidSpec Event was sent for
@@ -595,6 +596,7 @@ Json FlinkJobOperator::Impl::JobStatusJson(const Json& fj, Record& rec,
   }
   js["updateTime"] = Rfc3339(EpochMillis());
   js["savepointInfo"] = rec.savepoint_info;
+  js["checkpointInfo"] = rec.checkpoint_info;
   return js;
 }
 
@@ -679,6 +681,8 @@ Status FlinkJobOperator::Impl::Reconcile(const std::string& key, int64_t& requeu
     rec.last_written = old_status;
     if (old_status.contains("jobStatus") && old_status["jobStatus"].contains("savepointInfo"))
       rec.savepoint_info = old_status["jobStatus"]["savepointInfo"];
+    if (old_status.contains("jobStatus") && old_status["jobStatus"].contains("checkpointInfo"))
+      rec.checkpoint_info = old_status["jobStatus"]["checkpointInfo"];
   }
 
   if (md.contains("deletionTimestamp")) return ReconcileDeletion(fj, rec, requeue);
@@ -748,7 +752,7 @@ Status FlinkJobOperator::Impl::Reconcile(const std::string& key, int64_t& requeu
                         "; the job keeps running with the previous spec";
       Event(fj, "Warning", "SavepointFailed", msg);
       rec.op = PendingOp::kNone;
-      status["error"] = msg;
+      rec.last_error = msg;  // shown until the next deployment
       // Try again only when the spec changes again.
       if (rec.dep) rec.dep->upgrade_key = desired == "running" ? upgrade_key : rec.dep->upgrade_key;
     } else {
@@ -888,6 +892,7 @@ Status FlinkJobOperator::Impl::Reconcile(const std::string& key, int64_t& requeu
       return Status::Ok();
     }
     rec.dep = std::move(*d);
+    rec.last_error.clear();
     Publish(key, rec.dep.get());
     rec.restore_from.reset();
     rec.finished = false;
@@ -938,6 +943,23 @@ Status FlinkJobOperator::Impl::Reconcile(const std::string& key, int64_t& requeu
       } else {
         rec.savepoint_info["triggerNonce"] = nonce;
         Event(fj, "Warning", "SavepointFailed", t.status().message());
+      }
+    }
+  }
+
+  // ---- checkpoint nonce
+  int64_t cnonce = IntOr(spec, "checkpointTriggerNonce", 0);
+  if (spec.contains("checkpointTriggerNonce") && rec.dep &&
+      cnonce != IntOr(rec.checkpoint_info, "triggerNonce", 0)) {
+    auto info = rec.dep->cp->Job(rec.dep->job_id);
+    if (info && info->state == JobState::kRunning) {
+      auto t = rec.dep->cp->TriggerCheckpoint(rec.dep->job_id);
+      rec.checkpoint_info = {{"triggerNonce", cnonce}, {"triggerTime", Rfc3339(EpochMillis())}};
+      if (t.ok()) {
+        Event(fj, "Normal", "CheckpointTriggered",
+              "checkpoint " + std::to_string(*t) + " for nonce " + std::to_string(cnonce));
+      } else {
+        Event(fj, "Warning", "CheckpointFailed", t.status().message());
       }
     }
   }
@@ -993,6 +1015,7 @@ Status FlinkJobOperator::Impl::Reconcile(const std::string& key, int64_t& requeu
     }
   }
   status["conditions"] = conditions;
+  if (!rec.last_error.empty() && !status.contains("error")) status["error"] = rec.last_error;
   if (rec.dep || rec.op != PendingOp::kNone) requeue = rec.op != PendingOp::kNone ? 500 : o.status_interval_ms;
   return WriteStatus(fj, rec, status);
 }

@@ -187,6 +187,9 @@ class CheckpointCoordinator {
   /// Starts a savepoint into `dir` (empty: the configured savepoint dir); `stop`: stop the job
   /// after it, `drain`: with the final watermark. Returns the trigger id for SavepointState.
   Result<std::string> TriggerSavepoint(std::string dir, bool stop, bool drain);
+  /// A checkpoint now, whatever the interval says (Flink's manual checkpoint trigger; the
+  /// FlinkJob's checkpointTriggerNonce). Unavailable unless every task runs. Returns its id.
+  Result<int64_t> TriggerCheckpoint();
   std::optional<SavepointStatus> Savepoint(const std::string& trigger_id) const;
 
   /// Whether a stop-with-savepoint is in flight (triggered, not yet completed or failed).

@@ -154,6 +154,8 @@ class ControlPlane {
   /// window. Returns the trigger id for SavepointState.
   Result<std::string> TriggerSavepoint(const std::string& job_id, const std::string& dir, bool stop,
                                        bool drain);
+  /// Takes a checkpoint of a running job now; returns its id (Unavailable unless RUNNING).
+  Result<int64_t> TriggerCheckpoint(const std::string& job_id);
   /// NotFound for an unknown job or trigger id.
   Result<SavepointStatus> SavepointState(const std::string& job_id, const std::string& trigger_id);
   /// Blocks until the job is FINISHED, CANCELED or FAILED (or the timeout passed: nullopt).
