@@ -1,6 +1,7 @@
 #include "eddy/control/flinkjob_operator.h"
 
 #include <algorithm>
+#include <cstdint>
 #include <chrono>
 #include <condition_variable>
 #include <ctime>
@@ -137,9 +138,30 @@ std::string LatestCheckpoint(const std::string& job_dir) {
   return {};
 }
 
-std::string ParentDir(const std::string& path) {
+/// "s3://b/ck/JOB" for "s3://b/ck/JOB/chk-7/" (a trailing slash is not a level).
+std::string ParentDir(std::string path) {
+  while (!path.empty() && path.back() == '/') path.pop_back();
   size_t slash = path.rfind('/');
   return slash == std::string::npos ? std::string() : path.substr(0, slash);
+}
+
+/// The most recently completed of the given snapshots (checkpoint or savepoint directories, ""
+/// ignored), by the completion time in their `_metadata`; unreadable ones are skipped. Restoring
+/// anything older than the newest completed snapshot would replay output that an exactly-once
+/// sink already committed when that snapshot completed.
+std::string NewestSnapshot(const std::vector<std::string>& paths) {
+  std::string best;
+  int64_t best_time = INT64_MIN;
+  for (const auto& p : paths) {
+    if (p.empty()) continue;
+    std::shared_ptr<proto::CheckpointMetadata> md;
+    if (!CheckpointCoordinator::LocateSnapshot(p, &md).ok() || !md) continue;
+    if (md->completion_timestamp() > best_time) {
+      best_time = md->completion_timestamp();
+      best = p;
+    }
+  }
+  return best;
 }
 
 /// A running JobMaster of one FlinkJob and its worker pods.
@@ -169,11 +191,18 @@ struct Record {
   Json checkpoint_info = Json::object();
   Json last_written;
   std::string last_error;
+  int64_t retry_after_ms = 0;  // steady ms: no new stop-with-savepoint before (after a failure)
   std::string invalid_event_for;  // spec key an InvalidSpec Event was sent for
   bool finished = false;          // the job reached a terminal state on its own
   std::string finished_key;
   Json terminal_job_status;
 };
+
+std::string LastSavepointPath(const Record& rec) {
+  const Json& info = rec.savepoint_info;
+  if (!info.is_object() || !info.contains("lastSavepoint")) return {};
+  return StrOr(info["lastSavepoint"], "path");
+}
 
 }  // namespace
 
@@ -753,6 +782,7 @@ Status FlinkJobOperator::Impl::Reconcile(const std::string& key, int64_t& requeu
       Event(fj, "Warning", "SavepointFailed", msg);
       rec.op = PendingOp::kNone;
       rec.last_error = msg;  // shown until the next deployment
+      rec.retry_after_ms = SteadyMillis() + 10000;
       // Try again only when the spec changes again.
       if (rec.dep) rec.dep->upgrade_key = desired == "running" ? upgrade_key : rec.dep->upgrade_key;
     } else {
@@ -770,6 +800,11 @@ Status FlinkJobOperator::Impl::Reconcile(const std::string& key, int64_t& requeu
     if (rec.dep) {
       auto info = rec.dep->cp->Job(rec.dep->job_id);
       if (mode == "savepoint" && info && info->state == JobState::kRunning) {
+        if (SteadyMillis() < rec.retry_after_ms) {  // the last attempt failed: wait a little
+          status["error"] = rec.last_error;
+          requeue = rec.retry_after_ms - SteadyMillis();
+          return WriteStatus(fj, rec, status);
+        }
         auto t = rec.dep->cp->TriggerSavepoint(rec.dep->job_id, "", /*stop=*/true, false);
         if (!t.ok()) return t.status().WithContext("suspending with a savepoint");
         rec.op = PendingOp::kSuspend;
@@ -785,14 +820,14 @@ Status FlinkJobOperator::Impl::Reconcile(const std::string& key, int64_t& requeu
                                ? info->checkpoints.latest_completed->path
                                : std::string();
       Teardown(*rec.dep);
-      if (mode == "last-state") {
-        std::string l = LatestCheckpoint(info ? info->checkpoint_dir : "");
-        rec.restore_from = l.empty() ? latest : l;
-      } else {
-        rec.restore_from = "";
-      }
+      // last-state, or savepoint while the job is not RUNNING: the newest snapshot there is.
+      rec.restore_from = mode == "stateless" ? std::string() : NewestSnapshot({
+          LatestCheckpoint(info ? info->checkpoint_dir : ""), latest, LastSavepointPath(rec)});
       rec.dep.reset();
-      Event(fj, "Normal", "Suspended", "job suspended (upgradeMode " + mode + ")");
+      Event(fj, "Normal", "Suspended", "job suspended (upgradeMode " + mode + ")" +
+                                           (rec.restore_from->empty() ? std::string()
+                                                                      : "; resumes from " +
+                                                                            *rec.restore_from));
     }
     status["lifecycleState"] = "SUSPENDED";
     status["taskManagers"] = 0;
@@ -829,16 +864,11 @@ Status FlinkJobOperator::Impl::Reconcile(const std::string& key, int64_t& requeu
     std::string dir = info ? info->checkpoint_dir : "";
     Teardown(*rec.dep);
     rec.dep.reset();
-    if (mode == "last-state") {
-      std::string l = LatestCheckpoint(dir);
-      rec.restore_from = l.empty() ? latest : l;
-    } else if (mode == "savepoint") {
-      // Not running (failed, restarting): the newest snapshot there is.
-      std::string l = LatestCheckpoint(dir);
-      rec.restore_from = l.empty() ? latest : l;
-    } else {
-      rec.restore_from = "";
-    }
+    // last-state, or savepoint while the job is not RUNNING (failed, restarting): the newest
+    // snapshot there is.
+    rec.restore_from = mode == "stateless"
+                           ? std::string()
+                           : NewestSnapshot({LatestCheckpoint(dir), latest, LastSavepointPath(rec)});
   }
 
   // ---- running: deploy
@@ -853,30 +883,22 @@ Status FlinkJobOperator::Impl::Reconcile(const std::string& key, int64_t& requeu
       restore = *rec.restore_from;
       why = restore.empty() ? "" : "the snapshot taken for the upgrade or suspend";
     } else {
-      // First deployment by this operator: a job that was running under another operator
-      // (restart, leader change) continues from its newest checkpoint, else its last savepoint.
+      // First deployment by this operator. A job deployed before (by an operator that restarted
+      // or lost the leadership, or suspended by it) continues from its newest snapshot: the
+      // newest checkpoint in the recorded job's checkpoint directory or the last savepoint,
+      // whichever completed last. Stateless FlinkJobs start empty; a new FlinkJob starts from
+      // initialSavepointPath.
       const Json js = old_status.value("jobStatus", Json::object());
       std::string prev_state = StrOr(js, "state");
       bool was_deployed = !StrOr(js, "jobId").empty() && prev_state != "FINISHED" &&
                           prev_state != "CANCELED" && prev_state != "FAILED";
       if (was_deployed && mode != "stateless") {
         std::string chk = StrOr(js.value("lastCheckpoint", Json::object()), "path");
-        restore = LatestCheckpoint(ParentDir(chk));
-        if (restore.empty()) restore = chk;
-        if (restore.empty() && prev_state == "SUSPENDED") {
-          restore = StrOr(rec.savepoint_info.value("lastSavepoint", Json::object()), "path");
-        }
-        why = "taking over from the previous operator";
-      } else if (was_deployed && StrOr(js, "state") != "SUSPENDED") {
-        why = "";
-      }
-      if (restore.empty() && StrOr(js, "jobId").empty()) {
+        restore = NewestSnapshot({LatestCheckpoint(ParentDir(chk)), chk, LastSavepointPath(rec)});
+        why = prev_state == "SUSPENDED" ? "resuming" : "taking over from the previous operator";
+      } else if (StrOr(js, "jobId").empty()) {
         restore = StrOr(spec, "initialSavepointPath");
         if (!restore.empty()) why = "initialSavepointPath";
-      }
-      if (restore.empty() && prev_state == "SUSPENDED" && mode == "savepoint") {
-        restore = StrOr(rec.savepoint_info.value("lastSavepoint", Json::object()), "path");
-        why = "the suspend savepoint";
       }
     }
     DeleteStalePods(ns, name);
