@@ -9,6 +9,7 @@ must grant are written out below independently of the chart: they are the operat
 import base64
 import json
 import os
+import re
 import shutil
 import subprocess
 import uuid
@@ -332,6 +333,22 @@ def test_monitors(helm):
     assert pm["spec"]["namespaceSelector"] == {"any": True}
 
 
+def test_grafana_dashboard(helm):
+    assert not of_kind(render(helm), "ConfigMap")
+    cm = one(render(helm, "--set", "grafana.dashboard.enabled=true",
+                    "--set", "grafana.dashboard.namespace=monitoring"), "ConfigMap")
+    assert cm["metadata"]["namespace"] == "monitoring"
+    assert cm["metadata"]["labels"]["grafana_dashboard"] == "1"
+    dash = json.loads(cm["data"]["eddy.json"])
+    exprs = [t["expr"] for p in dash["panels"] for t in p["targets"]]
+    assert len(exprs) >= 10
+    # every metric a panel queries is one Eddy exports (docs/metrics.md lists them all)
+    documented = set(re.findall(r"`(eddy_[a-z_]+)`", (ROOT / "docs" / "metrics.md").read_text()))
+    used = {re.sub(r"_(bucket|sum|count)$", "", m) for e in exprs for m in re.findall(r"eddy_[a-z_]+", e)}
+    assert used, exprs
+    assert used <= documented, f"not in docs/metrics.md: {sorted(used - documented)}"
+
+
 def test_toggles(helm):
     docs = render(helm, "--set", "rbac.create=false", "--set", "serviceAccount.create=false",
                   "--set", "serviceAccount.name=ops", "--set", "worker.serviceAccount.create=false")
@@ -353,7 +370,8 @@ def test_toggles(helm):
 
 def leaf_keys(node, prefix=""):
     """Documented keys of values.yaml: leaves, and maps that are values in their own right."""
-    whole = {"podSecurityContext", "securityContext", "resources", "livenessProbe", "readinessProbe"}
+    whole = {"podSecurityContext", "securityContext", "resources", "livenessProbe", "readinessProbe",
+             "labels"}
     for k, v in node.items():
         key = prefix + k
         if isinstance(v, dict) and v and k not in whole:
