@@ -40,6 +40,20 @@ inline std::unique_ptr<KeyedStateBackend> MakeTestBackend(
   return std::move(*b);
 }
 
+/// A processing-time clock the test moves by hand (state TTL, timers).
+struct FakeClock {
+  int64_t now = 0;
+  Clock AsClock() {
+    return [this] { return Timestamp(now); };
+  }
+};
+
+/// Sums int64 values (reducing-state tests).
+class SumReduce final : public ReduceFunction<int64_t> {
+ public:
+  void Reduce(int64_t& acc, const int64_t& v) const override { acc += v; }
+};
+
 /// Fixture of suites run once per backend.
 class BackendTest : public ::testing::TestWithParam<StateBackendKind> {
  protected:

@@ -59,17 +59,8 @@ std::string Payload(int key, int version) {
   return s;
 }
 
-struct FakeClock {
-  int64_t now = 0;
-  Clock AsClock() {
-    return [this] { return Timestamp(now); };
-  }
-};
-
-class SumReduce final : public ReduceFunction<int64_t> {
- public:
-  void Reduce(int64_t& acc, const int64_t& v) const override { acc += v; }
-};
+using testing::FakeClock;
+using testing::SumReduce;
 class CountAgg final : public AggregateFunction<int64_t, std::pair<int64_t, int64_t>, int64_t> {
  public:
   std::pair<int64_t, int64_t> CreateAccumulator() const override { return {0, 0}; }

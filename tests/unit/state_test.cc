@@ -37,18 +37,8 @@ KeyGroup GroupOf(const std::string& key, int max_parallelism) {
   return KeyGroupForKeyBytes(Key(key), max_parallelism);
 }
 
-/// A processing-time clock the test moves by hand.
-struct FakeClock {
-  int64_t now = 0;
-  Clock AsClock() {
-    return [this] { return Timestamp(now); };
-  }
-};
-
-class SumReduce final : public ReduceFunction<int64_t> {
- public:
-  void Reduce(int64_t& acc, const int64_t& v) const override { acc += v; }
-};
+using testing::FakeClock;
+using testing::SumReduce;
 
 /// Average of int64 values: accumulator (sum, count).
 class AvgAgg final : public AggregateFunction<int64_t, std::pair<int64_t, int64_t>, double> {

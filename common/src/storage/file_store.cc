@@ -1,4 +1,5 @@
 #include "storage/file_store.h"
+#include "common/src/storage/posix_io.h"
 
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -38,19 +39,6 @@ std::string RandomSuffix() {
 }
 
 /// Writes all of `data` to `fd`.
-bool WriteAll(int fd, const char* data, size_t n) {
-  while (n > 0) {
-    ssize_t w = ::write(fd, data, n);
-    if (w < 0) {
-      if (errno == EINTR) continue;
-      return false;
-    }
-    data += w;
-    n -= static_cast<size_t>(w);
-  }
-  return true;
-}
-
 /// Fsyncs a directory so that a rename in it survives a crash (best effort).
 void SyncDir(const fs::path& dir) {
   int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);

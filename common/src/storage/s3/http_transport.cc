@@ -1,4 +1,5 @@
 #include "common/src/storage/s3/http_transport.h"
+#include "common/src/storage/posix_io.h"
 
 #include <fcntl.h>
 #include <unistd.h>
@@ -117,19 +118,6 @@ Status TransportError(const std::error_code& ec, const std::string& what,
 }
 
 /// Writes all of `data` to `fd`.
-bool WriteAll(int fd, const char* data, size_t n) {
-  while (n > 0) {
-    ssize_t w = ::write(fd, data, n);
-    if (w < 0) {
-      if (errno == EINTR) continue;
-      return false;
-    }
-    data += w;
-    n -= static_cast<size_t>(w);
-  }
-  return true;
-}
-
 class CppRestTransport final : public HttpTransport {
  public:
   CppRestTransport(std::unique_ptr<http::client::http_client> client,
