@@ -86,8 +86,8 @@ def eddy_build_dir():
 
 def default_images(build_dir=None):
     """The image map the e2e fixture and the CLI use: Eddy's binaries from the build dir
-    (default: eddy_build_dir(), i.e. $EDDY_BUILD_DIR or build/; they may not be built yet: a pod using
-    one then waits with ImageBinaryMissing) and a few test images backed by system tools."""
+    (default: eddy_build_dir(), i.e. $EDDY_BUILD_DIR or build/; they may not be built yet: a pod
+    using one then waits with ImageBinaryMissing) and a few test images backed by system tools."""
     b = Path(build_dir) if build_dir else eddy_build_dir()
     return {
         "eddy-worker": str(b / "worker" / "eddy-worker"),

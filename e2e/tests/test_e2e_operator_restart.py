@@ -3,19 +3,23 @@ so a new operator (the restarted container, or another replica) must take the jo
 status.jobStatus and the newest checkpoint, deletes the old worker pods and deploys a new job from
 that checkpoint (Event JobDeployed "... taking over from the previous operator").
 
-- test_operator_killed_takes_over: exactly-once checkpoints every second, a transactional file sink,
-  a bounded generator, upgradeMode last-state. The operator's process is SIGKILLed through the
-  node agent; the kubelet stand-in restarts the container; the new operator deploys a new job
-  from the checkpoint, the job FINISHES, and no row is lost.
-- test_operator_restart_exactly_once (strict xfail, see there): the same run, no row twice.
+- test_operator_killed_takes_over[s3|file]: exactly-once checkpoints every second (to S3, or to a
+  file:// directory), a transactional file sink, a bounded generator, upgradeMode last-state. The
+  operator's process is SIGKILLed through the node agent while the storage holds a checkpoint
+  newer than the one in status; the kubelet stand-in restarts the container; the new operator
+  deploys a new job from the newest checkpoint, the job FINISHES, and the committed output is
+  exactly the rows computed here: none lost, none twice.
 - test_leader_election: the chart with replicas=2 and leaderElection.enabled: exactly one
   replica holds the Lease and answers /readyz 200, the other 503; the leader is SIGKILLed and
   another identity takes the Lease within ~20 s (lease duration 15 s + retry 2 s) and the job
   continues from its checkpoint."""
 
 import collections
+import os
 import re
+import signal
 import time
+from pathlib import Path
 
 import pytest
 
@@ -23,7 +27,6 @@ from cluster import wait_for
 from eddy_k8s import RELEASE_NS, assert_counts_continue, counts_by_key, read_rows
 
 COUNT, RATE, KEYS = 4000, 400, 5
-SEEN = {}  # what test_operator_killed_takes_over observed, for the checks after it
 PART = re.compile(r"^part-\d+-\d+-\d+\.jsonl$")
 
 
@@ -37,25 +40,24 @@ def expected_rows():
     return rows
 
 
-def checkpoint_ids(eddy, storage, job_id):
-    """Ids of the checkpoints whose _metadata is in the bucket."""
-    ids = []
-    for key in eddy.s3.keys(f"{storage}/{job_id}/"):
-        m = re.search(r"/chk-(\d+)/_metadata$", key)
-        if m:
-            ids.append(int(m.group(1)))
-    return sorted(ids)
-
-
 def needs_agent(eddy):
     if eddy.agent is None:
         pytest.skip("kills the operator's process through the node agent")
 
 
-def test_operator_killed_takes_over(eddy, ns, tmp_path):
-    needs_agent(eddy)
-    out = eddy.output_dir(tmp_path) / "out"
-    storage = eddy.s3.uri(f"{ns}/chk")
+def checkpoint_ids(eddy, storage, job_id):
+    """Ids of the checkpoints of job_id whose _metadata exists (in the bucket or directory)."""
+    if storage.startswith("s3://"):
+        keys = eddy.s3.keys(f"{storage}/{job_id}/")
+    else:
+        root = Path(storage[len("file://"):]) / job_id
+        keys = [str(p) for p in root.glob("chk-*/_metadata")]
+    return sorted(int(m.group(1)) for m in (re.search(r"/chk-(\d+)/_metadata$", k) for k in keys)
+                  if m)
+
+
+def kill_operator_during_job(eddy, ns, out, storage):
+    """The takeover scenario; returns what happened: {frozen, newest, restored, duplicates}."""
     doc = eddy.flinkjob("takeover", {
         "sources": [{"name": "gen", "uid": "gen", "parallelism": 1, "generator": {
             "count": COUNT, "rate": RATE, "fields": {"k": f"'k' + (n % {KEYS})", "v": "n"}}}],
@@ -74,30 +76,31 @@ def test_operator_killed_takes_over(eddy, ns, tmp_path):
         uid = run.obj["metadata"]["uid"]
         wait_for(lambda: [f for f in out.glob("part-*") if PART.match(f.name)], 30, 0.2,
                  what="committed output")
-        # Kill while the bucket holds a checkpoint newer than the one in status (the status is
-        # refreshed every 2 s, checkpoints complete every second: the usual case).
+        # Kill while the storage holds a checkpoint newer than the one in status (the status is
+        # refreshed every 2 s, checkpoints complete every second: the usual case). The pid is
+        # looked up first so that the kill follows the check within milliseconds.
+        pod = eddy.operator_pod()
+        (pid,) = eddy.agent.pod_processes(RELEASE_NS, pod["metadata"]["name"], "eddy-operator")
+
         def lagging():
-            st = eddy.get(ns, "takeover")["status"]["jobStatus"]["lastCheckpoint"]["id"]
+            st = eddy.get_fast(ns, "takeover")["status"]["jobStatus"]["lastCheckpoint"]["id"]
             return max(checkpoint_ids(eddy, storage, old_job) or [0]) > st
-        wait_for(lagging, 15, 0.1, what="a checkpoint newer than status.jobStatus.lastCheckpoint")
-        in_status = eddy.get(ns, "takeover")["status"]["jobStatus"]["lastCheckpoint"]
+        wait_for(lagging, 15, 0.05, what="a checkpoint newer than status.jobStatus.lastCheckpoint")
+        os.kill(pid, signal.SIGKILL)
         mark = w.mark()
         t0 = time.monotonic()
-        pod = eddy.kill_operator()
+        # the JobMaster died with the operator: neither the status nor the storage changes now
+        frozen = eddy.get_fast(ns, "takeover")["status"]["jobStatus"]["lastCheckpoint"]["id"]
         newest = max(checkpoint_ids(eddy, storage, old_job))
 
         new = w.wait(lambda s: s.job_id and s.job_id != old_job, 60,
                      "a new job id (the new operator took over)", since=mark)
         running = w.wait(lambda s: s.job_id == new.job_id and s.state == "RUNNING", 60,
                          "the new job RUNNING", since=mark)
-        print(f"\noperator SIGKILL -> new job deployed: {new.t - t0:.1f}s, RUNNING: "
-              f"{running.t - t0:.1f}s (checkpoint in status {in_status['id']}, newest in the "
-              f"bucket at the kill {newest})")
         ev = eddy.wait_event(ns, uid, "JobDeployed", lambda e: new.job_id in e["message"])[0]
         assert "taking over" in ev["message"], ev["message"]
         assert f"{storage}/{old_job}/chk-" in ev["message"], ev["message"]
         restored = int(re.search(r"/chk-(\d+)", ev["message"]).group(1))
-        SEEN["checkpoints"] = (in_status["id"], newest, restored)
         # the operator pod was restarted in place (restartPolicy Always), not replaced
         p = eddy.cp.kubectl_json("get", "pod", pod["metadata"]["name"], "-n", RELEASE_NS)
         assert p["status"]["containerStatuses"][0]["restartCount"] >= 1
@@ -111,25 +114,27 @@ def test_operator_killed_takes_over(eddy, ns, tmp_path):
     lost = [r for r in exp if r not in got]
     assert not lost, f"{len(lost)} rows lost after the takeover, e.g. {lost[:3]}"
     assert set(got) == set(exp), "rows that no run should write"
-    SEEN["duplicates"] = sum(n - 1 for n in got.values())
-    print(f"output: {sum(got.values())} rows, {SEEN['duplicates']} written twice; restored from "
-          f"checkpoint {SEEN['checkpoints'][2]}")
+    seen = {"frozen": frozen, "newest": newest, "restored": restored,
+            "duplicates": sum(n - 1 for n in got.values())}
+    print(f"\n{storage.split(':')[0]}: operator SIGKILL -> new job deployed {new.t - t0:.1f}s, "
+          f"RUNNING {running.t - t0:.1f}s; checkpoint in status {frozen}, newest {newest}, "
+          f"restored {restored}; {sum(got.values())} rows, {seen['duplicates']} written twice")
+    return seen
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "a new operator takes over from the checkpoint recorded in status, not from the newest one: "
-    "status.jobStatus.lastCheckpoint.path ends in '/' (chk-N/), so ParentDir() in "
-    "flinkjob_operator.cc returns chk-N itself, LatestCheckpoint() finds no chk-* under it and "
-    "the restore falls back to the status's checkpoint, which lags by up to --status-interval; "
-    "the transactional sink had already committed the output of the newer checkpoints, which is "
-    "then written again"))
-def test_operator_restart_exactly_once():
-    if "duplicates" not in SEEN:
-        pytest.skip("test_operator_killed_takes_over did not finish")
-    in_status, newest, restored = SEEN["checkpoints"]
-    assert restored == newest, (f"restored checkpoint {restored}, newest {newest} "
-                                f"(status had {in_status})")
-    assert SEEN["duplicates"] == 0, f"{SEEN['duplicates']} rows written twice"
+@pytest.mark.parametrize("storage", ["s3", "file"])
+def test_operator_killed_takes_over(eddy, ns, tmp_path, storage):
+    """Checkpoints in S3 or on a shared file system (file://): the new operator restores the
+    newest checkpoint, not the older one the status recorded, and the output is exactly-once
+    (with the snapshot of db225af the file:// run restored the status's checkpoint, whose path
+    ends in '/', and wrote the newer checkpoints' committed rows twice)."""
+    needs_agent(eddy)
+    uri = eddy.s3.uri(f"{ns}/chk") if storage == "s3" else f"file://{tmp_path}/chk"
+    out = eddy.output_dir(tmp_path) / "out" if storage == "s3" else tmp_path / "out"
+    seen = kill_operator_during_job(eddy, ns, out, uri)
+    assert seen["frozen"] < seen["newest"], seen
+    assert seen["restored"] == seen["newest"], seen
+    assert seen["duplicates"] == 0, seen
 
 
 # ---------------------------------------------------------------------- leader election

@@ -26,7 +26,8 @@ def scrape_targets(eddy, namespaces):
             labels = p["metadata"]["labels"]
             job = "eddy-operator" if labels.get("app.kubernetes.io/component") == "operator" \
                 else labels.get("app.kubernetes.io/name", "pods")
-            targets.setdefault(job, []).append(f"{p['status']['podIP']}:{ann['prometheus.io/port']}")
+            addr = f"{p['status']['podIP']}:{ann['prometheus.io/port']}"
+            targets.setdefault(job, []).append(addr)
     return targets
 
 
@@ -70,8 +71,8 @@ def test_prometheus_scrapes_operator_and_workers(eddy, ns):
         buckets = series(prom, "eddy_operator_reconcile_duration_seconds_bucket")
         assert "+Inf" in {m["le"] for m in buckets} and len(buckets) > 5, buckets
         assert prom.query_value("eddy_operator_reconcile_duration_seconds_count") > 0
-        verbs = {m["verb"] for m in
-                 series(prom, 'eddy_operator_kubernetes_request_duration_seconds_bucket{le="+Inf"}')}
+        verbs = {m["verb"] for m in series(
+            prom, 'eddy_operator_kubernetes_request_duration_seconds_bucket{le="+Inf"}')}
         assert {"GET", "PATCH", "POST"} <= verbs, verbs
         assert prom.query_value('eddy_operator_leader') == 1
 
