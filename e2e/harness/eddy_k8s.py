@@ -370,10 +370,10 @@ class EddyK8s:
              f"bindPodIP={'false' if self.external else 'true'}"]
         return v
 
-    def install(self, *extra, replicas=1, timeout=120):
-        """`helm upgrade --install` with base_values() + extra (KEY=VALUE strings), then waits
-        until `replicas` operator pods run and one of them is Ready. Every value not given is
-        reset to the chart's default (no --reuse-values)."""
+    def install(self, *extra, replicas=1, timeout=120, wait=True):
+        """`helm upgrade --install` with base_values() + extra (KEY=VALUE strings), then (with
+        `wait`) waits until `replicas` operator pods run and one of them is Ready. Every value
+        not given is reset to the chart's default (no --reuse-values)."""
         values = self.base_values() + [f"replicas={replicas}"] + list(extra)
         args = ["upgrade", "--install", RELEASE, CHART, "-n", RELEASE_NS, "--create-namespace",
                 "--reset-values", "--timeout", f"{timeout}s"]
@@ -383,6 +383,8 @@ class EddyK8s:
         self.values = values
         self.cp.kubectl("wait", "--for=condition=Established", "--timeout=60s",
                         "crd/flinkjobs.eddy.dev")
+        if not wait:
+            return
         if replicas:
             self.wait_operator(replicas, timeout)
         else:
