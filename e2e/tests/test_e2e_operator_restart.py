@@ -237,5 +237,5 @@ def test_leader_election_rolling_update(two_replicas):
     eddy.install("leaderElection.enabled=true", "podAnnotations.e2e-rollout=second", replicas=2,
                  wait=False)
     r = eddy.cp.kubectl("rollout", "status", "deployment/eddy-operator", "-n", RELEASE_NS,
-                        "--timeout=20s", check=False, timeout=40)
+                        "--timeout=10s", check=False, timeout=30)
     assert r.returncode == 0, f"rollout did not complete:\n{r.stdout}{r.stderr}"
