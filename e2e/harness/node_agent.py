@@ -69,6 +69,7 @@ LEASE_S = 40
 MAX_GRACE_S = 30
 BACKOFF_CAP_S = 10
 TICK_S = 0.2
+DEFAULT_POD_SUBNET = "127.0.0"
 AGENT_LABEL = "eddy.dev/e2e-node-agent"
 CONDITION_TAINTS = ("node.kubernetes.io/not-ready", "node.kubernetes.io/unreachable")
 KINDS = {"secret": "Secret", "configmap": "ConfigMap"}
@@ -76,11 +77,18 @@ KINDS = {"secret": "Secret", "configmap": "ConfigMap"}
 log = logging.getLogger("eddy.e2e.node_agent")
 
 
+def eddy_build_dir():
+    """Where Eddy's binaries are: $EDDY_BUILD_DIR (e.g. a snapshot of another build), else the
+    repository's build/."""
+    env = os.environ.get("EDDY_BUILD_DIR")
+    return Path(env).resolve() if env else REPO / "build"
+
+
 def default_images(build_dir=None):
-    """The image map the e2e fixture and the CLI use: Eddy's binaries from the build dir (they
-    may not be built yet: a pod using one then waits with ImageBinaryMissing) and a few test
-    images backed by system tools."""
-    b = Path(build_dir) if build_dir else REPO / "build"
+    """The image map the e2e fixture and the CLI use: Eddy's binaries from the build dir
+    (default: eddy_build_dir(), i.e. $EDDY_BUILD_DIR or build/; they may not be built yet: a pod
+    using one then waits with ImageBinaryMissing) and a few test images backed by system tools."""
+    b = Path(build_dir) if build_dir else eddy_build_dir()
     return {
         "eddy-worker": str(b / "worker" / "eddy-worker"),
         "eddy-operator": str(b / "operator" / "eddy-operator"),
@@ -211,9 +219,16 @@ class VolumeError(Exception):
 
 
 class IpPool:
-    """Loopback pod IPs 127.0.0.2 .. 127.0.0.254 (all of 127/8 is local on Linux)."""
+    """Loopback pod IPs <subnet>.2 .. <subnet>.254, subnet 127.0.0 unless told otherwise (all of
+    127/8 is local on Linux). Another subnet (e.g. 127.42.7) keeps the pods of two agents on one
+    machine (two e2e sessions) from fighting over the same IP:port."""
 
-    def __init__(self):
+    def __init__(self, subnet=DEFAULT_POD_SUBNET):
+        parts = subnet.split(".")
+        if len(parts) != 3 or parts[0] != "127" or not all(
+                p.isdigit() and 0 <= int(p) <= 255 for p in parts):
+            raise ValueError(f"pod subnet must look like 127.X.Y, got {subnet!r}")
+        self.subnet = subnet
         self._lock = threading.Lock()
         self._owner = {}
 
@@ -222,7 +237,7 @@ class IpPool:
             for ip, owner in self._owner.items():
                 if owner == uid:
                     return ip
-            cands = [f"127.0.0.{n}" for n in range(2, 255)]
+            cands = [f"{self.subnet}.{n}" for n in range(2, 255)]
             if prefer in cands and prefer not in self._owner:
                 cands.insert(0, prefer)
             for ip in cands:
@@ -1113,7 +1128,7 @@ class NodeAgent:
     Lifecycle: start() (returns once the Node is Ready and untainted) ... stop(); or `with`.
     The query/kill methods may be called from any thread."""
 
-    def __init__(self, control_plane, images, workdir=None, name=DEFAULT_NODE):
+    def __init__(self, control_plane, images, workdir=None, name=DEFAULT_NODE, pod_subnet=None):
         kubeconfig = getattr(control_plane, "kubeconfig", control_plane)
         self.api = KubeRest.from_kubeconfig(kubeconfig)
         self.images = ImageMap(images)
@@ -1126,7 +1141,8 @@ class NodeAgent:
             else:
                 workdir = self._tmp = tempfile.mkdtemp(prefix="eddy-node-")
         self.workdir = Path(workdir)
-        self.ips = IpPool()
+        self.ips = IpPool(pod_subnet or os.environ.get("EDDY_NODE_AGENT_SUBNET")
+                          or DEFAULT_POD_SUBNET)
         self._workers = {}
         self._wlock = threading.Lock()
         self._stop = threading.Event()
@@ -1443,8 +1459,12 @@ def main():
     ap.add_argument("--images", action="append", default=[], metavar="IMAGE=PATH",
                     help="map an image name to an executable (repeatable)")
     ap.add_argument("--images-file", type=Path, help="JSON object {image: path}")
+    ap.add_argument("--pod-subnet", default=os.environ.get("EDDY_NODE_AGENT_SUBNET"),
+                    help="pods get <subnet>.2..254 (default $EDDY_NODE_AGENT_SUBNET, else "
+                         f"{DEFAULT_POD_SUBNET}); another 127.X.Y keeps two agents apart")
     ap.add_argument("--no-default-images", action="store_true",
-                    help="do not map eddy-worker/eddy-operator from build/ and the e2e-* images")
+                    help="do not map eddy-worker/eddy-operator from $EDDY_BUILD_DIR (default "
+                         "build/) and the e2e-* images")
     a = ap.parse_args()
     if not a.kubeconfig:
         ap.error("--kubeconfig or KUBECONFIG is required")
@@ -1459,7 +1479,7 @@ def main():
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(threadName)s: "
                                                    "%(message)s")
     workdir = a.workdir or Path(a.kubeconfig).resolve().parent / "node"
-    agent = NodeAgent(a.kubeconfig, images, workdir=workdir, name=a.name)
+    agent = NodeAgent(a.kubeconfig, images, workdir=workdir, name=a.name, pod_subnet=a.pod_subnet)
     stop = threading.Event()
     for s in (signal.SIGINT, signal.SIGTERM):
         signal.signal(s, lambda *_: stop.set())

@@ -117,7 +117,7 @@ def test_sleep_pod_runs(env):
     make_pod(cp, "sleeper", [{"name": "main", "image": "e2e-sleep:1.0", "args": ["3600"]}])
     p = wait_pod(env, "sleeper", running, "Running")
     ip = p["status"]["podIP"]
-    assert ip.startswith("127.0.0.") and ip not in ("127.0.0.1",), ip
+    assert ip.startswith(agent.ips.subnet + ".") and ip not in ("127.0.0.1",), ip
     assert p["status"]["hostIP"] == "127.0.0.1"
     assert p["spec"]["nodeName"] == agent.name
     cs = cstatus(p)
