@@ -400,8 +400,8 @@ class EddyK8s:
         return sorted(pods, key=lambda p: p["metadata"]["creationTimestamp"], reverse=True)
 
     def wait_operator(self, replicas=1, timeout=120):
-        """Until exactly `replicas` operator pods of the current ReplicaSet run and one is
-        Ready (the leader, with leader election); returns the Ready pod."""
+        """Until exactly `replicas` operator pods of the current ReplicaSet run and are Ready,
+        with leader election one of them labelled eddy.dev/leader=true; returns the leader."""
         def ready_pod():
             pods = self.operator_pods(all_pods=True)
             hashes = {p["metadata"]["labels"].get("pod-template-hash") for p in pods}
@@ -409,9 +409,15 @@ class EddyK8s:
             if len(hashes) != 1 or len(running) != replicas or len(pods) != replicas:
                 return None
             ready = [p for p in running if is_ready(p)]
-            return ready[0] if ready else None
+            if replicas == 1:
+                return ready[0] if ready else None
+            # leader election: every healthy replica is Ready; the leader labels its pod
+            leaders = [p for p in ready
+                       if p["metadata"].get("labels", {}).get("eddy.dev/leader") == "true"]
+            return leaders[0] if len(leaders) == 1 and len(ready) == replicas else None
         try:
-            return wait_for(ready_pod, timeout, 0.3, what=f"{replicas} operator pod(s), one Ready")
+            return wait_for(ready_pod, timeout, 0.3,
+                            what=f"{replicas} operator pod(s) Ready, one of them the leader")
         except AssertionError as e:
             raise AssertionError(f"{e}\n{self.diagnostics(namespaces=[])}") from None
 

@@ -144,10 +144,6 @@ def test_deploy_window_job_and_delete(eddy, ns, tmp_path):
     assert eddy.pod_http(eddy.operator_pod(), 8085, "/readyz")[0] == 200
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "the CRD gives spec.image the default eddy-worker:latest (crds/flinkjob.template.yaml), so "
-    "every FlinkJob has an image and the operator's --worker-image (the chart's worker.image) "
-    "is never used"))
 def test_worker_image_defaults_to_chart_value(eddy, ns):
     """A FlinkJob without spec.image runs the chart's worker.image."""
     doc = eddy.flinkjob("img", {

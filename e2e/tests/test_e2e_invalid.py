@@ -101,10 +101,6 @@ def test_compiler_rejects_then_fix_deploys(eddy, ns, tmp_path):
             (f"k{k}", w0, 25) for k in range(4) for w0 in (0, 1000, 2000, 3000))
 
 
-@pytest.mark.xfail(strict=True, reason="status.error is never cleared: eddy-operator erases it "
-                   "from "
-                   "the status it computes but writes the status as a JSON merge patch, where an "
-                   "absent key keeps the stored value (it would need \"error\": null)")
 def test_error_cleared_after_fix():
     if "status.error after the fix" not in SEEN:
         pytest.skip("test_compiler_rejects_then_fix_deploys did not get to the fix")

@@ -79,10 +79,6 @@ def test_suspend_and_resume(eddy, ns, tmp_path):
         assert all(after[k] > before[k] for k in before)
 
 
-@pytest.mark.xfail(strict=True, reason="eddy-operator sends the Suspended Event only when it "
-                   "suspends without a savepoint (stateless/last-state): with upgradeMode "
-                   "savepoint the job is torn down in the pending-savepoint step, so the "
-                   "`if (rec.dep)` branch that sends it is skipped (flinkjob_operator.cc)")
 def test_suspended_event_with_savepoint():
     if "events at the suspend" not in SEEN:
         pytest.skip("test_suspend_and_resume did not get to the suspend")

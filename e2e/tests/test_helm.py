@@ -38,7 +38,8 @@ OPERATOR_RULES = {
     ("", "services"): {"create"},
     ("", "events"): {"create"},
 }
-LEASE_RULES = {("coordination.k8s.io", "leases"): {"get", "create", "update"}}
+LEASE_RULES = {("coordination.k8s.io", "leases"): {"get", "create", "update"},
+               ("", "pods"): {"patch"}}
 
 # Value sets `helm lint --strict` must accept.
 LINT_VARIANTS = {

@@ -17,6 +17,8 @@
 #include <thread>
 #include <vector>
 
+#include <nlohmann/json.hpp>
+
 #include "eddy/clock.h"
 #include "eddy/control/flinkjob_operator.h"
 #include "eddy/k8s/kube_client.h"
@@ -94,6 +96,17 @@ struct RequestMetrics {
     count[{std::string(verb), code == 0 ? "error" : std::to_string(code)}]++;
   }
 };
+
+/// Labels this pod eddy.dev/leader=true (or removes the label): the chart's Service selects the
+/// leader by it. Needs POD_NAME and POD_NAMESPACE (downward API); a no-op outside a pod.
+void SetLeaderLabel(eddy::k8s::KubeClient& client, bool leader) {
+  std::string pod = Env("POD_NAME"), ns = Env("POD_NAMESPACE");
+  if (pod.empty() || ns.empty()) return;
+  nlohmann::json value = leader ? nlohmann::json("true") : nlohmann::json(nullptr);
+  auto r = client.MergePatch("/api/v1/namespaces/" + ns + "/pods/" + pod,
+                             {{"metadata", {{"labels", {{"eddy.dev/leader", value}}}}}});
+  if (!r.ok()) Log("cannot " + std::string(leader ? "set" : "clear") + " the leader label: " + r.status().message());
+}
 
 }  // namespace
 
@@ -271,9 +284,12 @@ int main(int argc, char** argv) {
       if (path == "/healthz") {
         req.reply(web::http::status_codes::OK, "ok\n");
       } else if (path == "/readyz") {
+        // A standby is ready too (as controller-runtime's readyz): readiness gates rollouts,
+        // and a Deployment whose standbys never became ready could not roll. Traffic goes to
+        // the leader through the Service's eddy.dev/leader selector.
         auto* op = op_ptr.load();
         if (!leading.load()) {
-          req.reply(web::http::status_codes::ServiceUnavailable, "not the leader\n");
+          req.reply(web::http::status_codes::OK, "ok (standby)\n");
         } else if (!op || !op->Ready()) {
           req.reply(web::http::status_codes::ServiceUnavailable, "FlinkJob caches not synced\n");
         } else {
@@ -290,8 +306,29 @@ int main(int argc, char** argv) {
     return 1;
   }
 
-  // ---- leader election
+  // ---- REST: the jobs of the leader; a standby answers 503 naming the leader
   std::unique_ptr<eddy::k8s::LeaderElector> elector;
+  auto rest = eddy::control::RestServer::Start(
+      [&](const eddy::control::RestRequest& r) -> eddy::control::RestResponse {
+        auto* op = op_ptr.load();
+        if (leading.load() && !op) return {503, R"({"errors":["starting"]})"};
+        if (!leading.load() || !op) {
+          nlohmann::json body = {
+              {"errors",
+               {"this eddy-operator replica is a standby" +
+                (elector && !elector->holder().empty() ? "; the leader is " + elector->holder()
+                                                        : std::string())}}};
+          return {503, body.dump()};
+        }
+        return op->HandleRest(r);
+      },
+      "http://" + bind + ":" + std::to_string(rest_port));
+  if (!rest.ok()) {
+    std::fprintf(stderr, "eddy-operator: %s\n", rest.status().message().c_str());
+    return 1;
+  }
+
+  // ---- leader election
   if (leader_elect) {
     eddy::k8s::LeaderElectionOptions lo;
     lo.lease_namespace = lease_ns;
@@ -305,6 +342,8 @@ int main(int argc, char** argv) {
     std::mt19937 rng(std::random_device{}());
     lo.identity = host + "_" + std::to_string(rng() % 1000000);
     elector = std::make_unique<eddy::k8s::LeaderElector>(*client, lo);
+    // A container restarted in the same pod may still carry the label of its previous life.
+    SetLeaderLabel(**client, false);
     Log("waiting to lead (Lease " + lease_ns + "/" + lease_name + ", identity " + lo.identity + ")");
     if (!elector->Acquire(g_stop)) {
       health->close().wait();
@@ -312,6 +351,7 @@ int main(int argc, char** argv) {
     }
     leading = true;
     Log("leading (Lease " + lease_ns + "/" + lease_name + ")");
+    SetLeaderLabel(**client, true);
   }
 
   // ---- the controller
@@ -336,14 +376,6 @@ int main(int argc, char** argv) {
     return 1;
   }
   op_ptr = op->get();
-  auto* op_raw = op->get();
-  auto rest = eddy::control::RestServer::Start(
-      [op_raw](const eddy::control::RestRequest& r) { return op_raw->HandleRest(r); },
-      "http://" + bind + ":" + std::to_string(rest_port));
-  if (!rest.ok()) {
-    std::fprintf(stderr, "eddy-operator: %s\n", rest.status().message().c_str());
-    std::_Exit(1);
-  }
   int rc = 0;
   int64_t next_renew = eddy::SteadyMillis();
   while (!g_stop.load()) {

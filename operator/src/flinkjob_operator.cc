@@ -343,9 +343,17 @@ struct FlinkJobOperator::Impl {
     }
     if (status == rec.last_written) return Status::Ok();
     const Json& md = fj["metadata"];
+    // A merge patch keeps what it does not mention: fields dropped since the last write (a
+    // cleared error) are sent as null.
+    Json patch = status;
+    if (rec.last_written.is_object()) {
+      for (const auto& [k, v] : rec.last_written.items()) {
+        if (!status.contains(k)) patch[k] = nullptr;
+      }
+    }
     auto r = client->MergePatch(
         FlinkJobPath(md.value("namespace", ""), md.value("name", "")) + "/status",
-        Json{{"status", status}});
+        Json{{"status", patch}});
     if (!r.ok()) return r.status().WithContext("writing the status");
     rec.last_written = std::move(status);
     return Status::Ok();
@@ -754,6 +762,7 @@ Status FlinkJobOperator::Impl::Reconcile(const std::string& key, int64_t& requeu
       rec.invalid_event_for = upgrade_key;
     }
     status["error"] = msg;
+    status["observedGeneration"] = generation;  // seen, and refused
     if (!rec.dep) status["lifecycleState"] = "FAILED";
     conditions.push_back(Condition("Ready", rec.dep != nullptr, "InvalidSpec", msg, generation));
     status["conditions"] = conditions;
@@ -789,9 +798,13 @@ Status FlinkJobOperator::Impl::Reconcile(const std::string& key, int64_t& requeu
       Event(fj, "Normal", "SavepointCompleted", std::string("savepoint for the ") + what + ": " + path);
       RecordSavepoint(rec, path, what, 0);
       rec.restore_from = path;
+      const bool suspending = rec.op == PendingOp::kSuspend;
       rec.op = PendingOp::kNone;
       Teardown(*rec.dep);
       rec.dep.reset();
+      if (suspending) {
+        Event(fj, "Normal", "Suspended", "job suspended (upgradeMode " + mode + "); resumes from " + path);
+      }
     }
   }
 
@@ -1025,7 +1038,8 @@ Status FlinkJobOperator::Impl::Reconcile(const std::string& key, int64_t& requeu
       Event(fj, info->state == JobState::kFailed ? "Warning" : "Normal",
             "Job" + FlinkJobStateName(info->state),
             "job " + info->id + " " + FlinkJobStateName(info->state) +
-                (info->failure.empty() ? "" : ": " + info->failure));
+                (info->state != JobState::kFailed || info->failure.empty() ? ""
+                                                                           : ": " + info->failure));
       rec.finished = true;
       rec.finished_key = upgrade_key;
       rec.terminal_job_status = status["jobStatus"];

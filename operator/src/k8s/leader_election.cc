@@ -49,7 +49,7 @@ bool LeaderElector::TryAcquireOrRenew() {
     auto r = client_->Create(
         "/apis/coordination.k8s.io/v1/namespaces/" + o_.lease_namespace + "/leases", lease);
     if (!r.ok()) return false;
-    holder_ = o_.identity;
+    SetHolder(o_.identity);
     observed_rv_ = (*r)["metadata"].value("resourceVersion", "");
     observed_at_ms_ = SteadyMillis();
     return true;
@@ -63,7 +63,7 @@ bool LeaderElector::TryAcquireOrRenew() {
     observed_rv_ = rv;
     observed_at_ms_ = SteadyMillis();
   }
-  holder_ = holder;
+  SetHolder(holder);
   int64_t their_duration_ms = spec.value("leaseDurationSeconds", duration_s) * 1000LL;
   bool expired = SteadyMillis() - observed_at_ms_ > their_duration_ms;
   if (!holder.empty() && holder != o_.identity && !expired) return false;
@@ -76,7 +76,7 @@ bool LeaderElector::TryAcquireOrRenew() {
   spec["renewTime"] = now;
   auto r = client_->Replace(path, lease);  // resourceVersion in metadata: optimistic locking
   if (!r.ok()) return false;
-  holder_ = o_.identity;
+  SetHolder(o_.identity);
   observed_rv_ = (*r)["metadata"].value("resourceVersion", "");
   observed_at_ms_ = SteadyMillis();
   return true;
@@ -102,7 +102,8 @@ bool LeaderElector::Renew() {
     last_renew_ms_ = SteadyMillis();
     return true;
   }
-  if (holder_ != o_.identity && !holder_.empty()) leading_ = false;  // someone else holds it
+  std::string h = holder();
+  if (h != o_.identity && !h.empty()) leading_ = false;  // someone else holds it
   if (SteadyMillis() - last_renew_ms_ > o_.renew_deadline_ms) leading_ = false;
   return leading_;
 }

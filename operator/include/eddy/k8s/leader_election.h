@@ -3,6 +3,7 @@
 #include <atomic>
 #include <cstdint>
 #include <memory>
+#include <mutex>
 #include <string>
 
 #include "eddy/k8s/kube_client.h"
@@ -36,8 +37,11 @@ class LeaderElector {
   void Release();
   bool leading() const { return leading_; }
   const std::string& identity() const { return o_.identity; }
-  /// The current holder as last seen ("" when none).
-  std::string holder() const { return holder_; }
+  /// The current holder as last seen ("" when none). Any thread.
+  std::string holder() const {
+    std::lock_guard<std::mutex> lock(holder_mu_);
+    return holder_;
+  }
 
  private:
   /// One attempt to take or renew the Lease: true when we hold it afterwards.
@@ -46,7 +50,12 @@ class LeaderElector {
   std::shared_ptr<KubeClient> client_;
   LeaderElectionOptions o_;
   bool leading_ = false;
-  std::string holder_;
+  void SetHolder(std::string h) {
+    std::lock_guard<std::mutex> lock(holder_mu_);
+    holder_ = std::move(h);
+  }
+  mutable std::mutex holder_mu_;
+  std::string holder_;  // guarded by holder_mu_
   std::string observed_rv_;          // the Lease's resourceVersion as last read
   int64_t observed_at_ms_ = 0;       // steady time it last changed
   int64_t last_renew_ms_ = 0;        // steady time of our last successful write
