@@ -19,6 +19,7 @@ proxy, and scenarios that read local files skip unless EDDY_E2E_SHARED_DIR is sh
 pods (see e2e/README.md, section 5).
 """
 
+import collections
 import json
 import os
 import subprocess
@@ -253,6 +254,18 @@ class StatusWatch:
 
 
 # ---------------------------------------------------------------------- outputs
+def running_count_rows(count, keys):
+    """The rows of a keyed running count and sum over a generator's n = 0 … count-1 keyed
+    "k{n % keys}": (key, count so far, sum of n so far), in n order."""
+    cnt, total, rows = collections.Counter(), collections.Counter(), []
+    for n in range(count):
+        k = f"k{n % keys}"
+        cnt[k] += 1
+        total[k] += n
+        rows.append((k, cnt[k], total[k]))
+    return rows
+
+
 def read_rows(path):
     """JSON rows of a file sink: a file (plain sink), or a directory of committed part files
     (transactional sink; hidden/staged files are skipped). Only complete lines count: a

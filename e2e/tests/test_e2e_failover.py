@@ -8,14 +8,13 @@ Printed: pod deletion -> the job RUNNING again (the operator's REST API, polled 
 the FlinkJob status, which the operator refreshes every 2 s) and -> the first part file the new
 attempt commits."""
 
-import collections
 import json
 import re
 import threading
 import time
 
 from cluster import wait_for
-from eddy_k8s import is_running, read_rows
+from eddy_k8s import is_running, read_rows, running_count_rows
 
 COUNT, RATE, KEYS = 5000, 500, 7
 PART = re.compile(r"^part-(\d+)-(\d+)-(\d+)\.jsonl$")
@@ -23,13 +22,7 @@ PART = re.compile(r"^part-(\d+)-(\d+)-(\d+)\.jsonl$")
 
 def expected_rows():
     """Every row the job writes: for each record, its key's count and sum so far."""
-    cnt, total, rows = collections.Counter(), collections.Counter(), []
-    for n in range(COUNT):
-        k = f"k{n % KEYS}"
-        cnt[k] += 1
-        total[k] += n
-        rows.append((k, cnt[k], total[k]))
-    return sorted(rows)
+    return sorted(running_count_rows(COUNT, KEYS))
 
 
 def committed_parts(out):

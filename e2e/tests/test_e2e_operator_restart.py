@@ -25,20 +25,15 @@ from pathlib import Path
 import pytest
 
 from cluster import wait_for
-from eddy_k8s import RELEASE_NS, assert_counts_continue, counts_by_key, read_rows
+from eddy_k8s import (RELEASE_NS, assert_counts_continue, counts_by_key, read_rows,
+                      running_count_rows)
 
 COUNT, RATE, KEYS = 4000, 400, 5
 PART = re.compile(r"^part-\d+-\d+-\d+\.jsonl$")
 
 
 def expected_rows():
-    cnt, total, rows = collections.Counter(), collections.Counter(), []
-    for n in range(COUNT):
-        k = f"k{n % KEYS}"
-        cnt[k] += 1
-        total[k] += n
-        rows.append((k, cnt[k], total[k]))
-    return rows
+    return running_count_rows(COUNT, KEYS)
 
 
 def needs_agent(eddy):

@@ -48,27 +48,8 @@ std::string RandomSuffix(size_t n) {
   return s;
 }
 
-std::string FlinkJobStateName(JobState s) {
-  switch (s) {
-    case JobState::kCreated:
-      return "CREATED";
-    case JobState::kRunning:
-      return "RUNNING";
-    case JobState::kFailing:
-      return "FAILING";
-    case JobState::kRestarting:
-      return "RESTARTING";
-    case JobState::kFinished:
-      return "FINISHED";
-    case JobState::kCanceling:
-      return "CANCELLING";
-    case JobState::kCanceled:
-      return "CANCELED";
-    case JobState::kFailed:
-      return "FAILED";
-  }
-  return "RECONCILING";
-}
+/// Flink's JobStatus names (the CRD's jobStatus.state enum) are the control plane's.
+std::string FlinkJobStateName(JobState s) { return std::string(JobStateName(s)); }
 
 int64_t IntOr(const Json& o, const char* key, int64_t dflt) {
   return o.is_object() && o.contains(key) && o[key].is_number_integer() ? o[key].get<int64_t>()
@@ -560,6 +541,27 @@ struct FlinkJobOperator::Impl {
     }
   }
 
+  /// Starts Flink's stop-with-savepoint of the deployed job for `op` (an upgrade or suspend);
+  /// the reconciles that follow poll it.
+  Status StopWithSavepoint(Record& rec, PendingOp op, const char* what) {
+    auto t = rec.dep->cp->TriggerSavepoint(rec.dep->job_id, "", /*stop=*/true, false);
+    if (!t.ok()) return t.status().WithContext(std::string(what) + " with a savepoint");
+    rec.op = op;
+    rec.trigger_id = *t;
+    rec.op_started_ms = EpochMillis();
+    return Status::Ok();
+  }
+
+  /// Where a job stopped without a savepoint (last-state; savepoint mode while not RUNNING)
+  /// resumes: the newest of its checkpoints and the FlinkJob's last savepoint.
+  static std::string NewestSnapshotOf(const Record& rec, const std::optional<JobInfo>& info) {
+    std::string latest = info && info->checkpoints.latest_completed
+                             ? info->checkpoints.latest_completed->path
+                             : std::string();
+    return NewestSnapshot(
+        {LatestCheckpoint(info ? info->checkpoint_dir : ""), latest, LastSavepointPath(rec)});
+  }
+
   // ------------------------------------------------------------------ reconcile
   Status Reconcile(const std::string& key, int64_t& requeue);
   Status ReconcileDeletion(const Json& fj, Record& rec, int64_t& requeue);
@@ -818,24 +820,15 @@ Status FlinkJobOperator::Impl::Reconcile(const std::string& key, int64_t& requeu
           requeue = rec.retry_after_ms - SteadyMillis();
           return WriteStatus(fj, rec, status);
         }
-        auto t = rec.dep->cp->TriggerSavepoint(rec.dep->job_id, "", /*stop=*/true, false);
-        if (!t.ok()) return t.status().WithContext("suspending with a savepoint");
-        rec.op = PendingOp::kSuspend;
-        rec.trigger_id = *t;
-        rec.op_started_ms = EpochMillis();
+        EDDY_RETURN_NOT_OK(StopWithSavepoint(rec, PendingOp::kSuspend, "suspend"));
         status["lifecycleState"] = "UPGRADING";
         status["conditions"] = Json::array({Condition("Ready", false, "Suspending",
                                                       "taking a savepoint to suspend", generation)});
         requeue = 500;
         return WriteStatus(fj, rec, status);
       }
-      std::string latest = info && info->checkpoints.latest_completed
-                               ? info->checkpoints.latest_completed->path
-                               : std::string();
       Teardown(*rec.dep);
-      // last-state, or savepoint while the job is not RUNNING: the newest snapshot there is.
-      rec.restore_from = mode == "stateless" ? std::string() : NewestSnapshot({
-          LatestCheckpoint(info ? info->checkpoint_dir : ""), latest, LastSavepointPath(rec)});
+      rec.restore_from = mode == "stateless" ? std::string() : NewestSnapshotOf(rec, info);
       rec.dep.reset();
       Event(fj, "Normal", "Suspended", "job suspended (upgradeMode " + mode + ")" +
                                            (rec.restore_from->empty() ? std::string()
@@ -859,11 +852,7 @@ Status FlinkJobOperator::Impl::Reconcile(const std::string& key, int64_t& requeu
     auto info = rec.dep->cp->Job(rec.dep->job_id);
     Event(fj, "Normal", "SpecChanged", "upgrading the job (upgradeMode " + mode + ")");
     if (mode == "savepoint" && info && info->state == JobState::kRunning) {
-      auto t = rec.dep->cp->TriggerSavepoint(rec.dep->job_id, "", /*stop=*/true, false);
-      if (!t.ok()) return t.status().WithContext("upgrading with a savepoint");
-      rec.op = PendingOp::kUpgrade;
-      rec.trigger_id = *t;
-      rec.op_started_ms = EpochMillis();
+      EDDY_RETURN_NOT_OK(StopWithSavepoint(rec, PendingOp::kUpgrade, "upgrade"));
       status["lifecycleState"] = "UPGRADING";
       status["reconciliationStatus"]["state"] = "UPGRADING";
       status["conditions"] = Json::array({Condition("Ready", false, "Upgrading",
@@ -871,17 +860,9 @@ Status FlinkJobOperator::Impl::Reconcile(const std::string& key, int64_t& requeu
       requeue = 500;
       return WriteStatus(fj, rec, status);
     }
-    std::string latest = info && info->checkpoints.latest_completed
-                             ? info->checkpoints.latest_completed->path
-                             : std::string();
-    std::string dir = info ? info->checkpoint_dir : "";
     Teardown(*rec.dep);
     rec.dep.reset();
-    // last-state, or savepoint while the job is not RUNNING (failed, restarting): the newest
-    // snapshot there is.
-    rec.restore_from = mode == "stateless"
-                           ? std::string()
-                           : NewestSnapshot({LatestCheckpoint(dir), latest, LastSavepointPath(rec)});
+    rec.restore_from = mode == "stateless" ? std::string() : NewestSnapshotOf(rec, info);
   }
 
   // ---- running: deploy
