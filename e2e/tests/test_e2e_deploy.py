@@ -7,7 +7,6 @@ operator releases its finalizer)."""
 import collections
 import time
 
-
 from cluster import wait_for
 from eddy_k8s import WORKER_IMAGE, generated, is_ready, is_running, read_rows
 
