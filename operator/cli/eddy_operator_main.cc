@@ -50,7 +50,9 @@ const char* kUsage =
     "  --log-level info|debug      (default info)\n";
 
 std::atomic<bool> g_stop{false};
-void OnSignal(int) { g_stop = true; }
+void OnSignal(int) {
+  g_stop = true;
+}
 
 std::string Env(const char* n) {
   const char* v = std::getenv(n);
@@ -90,8 +92,9 @@ struct RequestMetrics {
   void Observe(std::string_view verb, int code, double seconds) {
     std::lock_guard<std::mutex> lock(mu);
     auto& h = latency[std::string(verb)];
-    if (!h) h = std::make_unique<eddy::metrics::AtomicHistogram>(
-                 eddy::metrics::HistogramBuckets::DefaultSeconds());
+    if (!h)
+      h = std::make_unique<eddy::metrics::AtomicHistogram>(
+          eddy::metrics::HistogramBuckets::DefaultSeconds());
     h->Observe(seconds);
     count[{std::string(verb), code == 0 ? "error" : std::to_string(code)}]++;
   }
@@ -105,7 +108,9 @@ void SetLeaderLabel(eddy::k8s::KubeClient& client, bool leader) {
   nlohmann::json value = leader ? nlohmann::json("true") : nlohmann::json(nullptr);
   auto r = client.MergePatch("/api/v1/namespaces/" + ns + "/pods/" + pod,
                              {{"metadata", {{"labels", {{"eddy.dev/leader", value}}}}}});
-  if (!r.ok()) Log("cannot " + std::string(leader ? "set" : "clear") + " the leader label: " + r.status().message());
+  if (!r.ok())
+    Log("cannot " + std::string(leader ? "set" : "clear") +
+        " the leader label: " + r.status().message());
 }
 
 }  // namespace
@@ -212,7 +217,8 @@ int main(int argc, char** argv) {
   // ---- state the endpoints read
   std::atomic<bool> leading{!leader_elect};
   std::atomic<eddy::control::FlinkJobOperator*> op_ptr{nullptr};
-  eddy::metrics::AtomicHistogram reconcile_seconds(eddy::metrics::HistogramBuckets::DefaultSeconds());
+  eddy::metrics::AtomicHistogram reconcile_seconds(
+      eddy::metrics::HistogramBuckets::DefaultSeconds());
   std::atomic<uint64_t> reconciles{0}, reconcile_errors{0};
 
   // ---- metrics
@@ -225,10 +231,11 @@ int main(int argc, char** argv) {
   using eddy::metrics::FamilyBuilder;
   auto collect = eddy::metrics::CallbackCollectable::Make([&] {
     std::vector<prometheus::MetricFamily> out;
-    out.push_back(FamilyBuilder::Counter("eddy_operator_reconcile_total",
-                                         "FlinkJob reconciles run (Flink operator: reconcile count).")
-                      .Add({}, static_cast<double>(reconciles.load()))
-                      .Build());
+    out.push_back(
+        FamilyBuilder::Counter("eddy_operator_reconcile_total",
+                               "FlinkJob reconciles run (Flink operator: reconcile count).")
+            .Add({}, static_cast<double>(reconciles.load()))
+            .Build());
     out.push_back(FamilyBuilder::Counter("eddy_operator_reconcile_errors_total",
                                          "Reconciles that ended with an error and were requeued.")
                       .Add({}, static_cast<double>(reconcile_errors.load()))
@@ -237,15 +244,15 @@ int main(int argc, char** argv) {
                                            "Time one reconcile of a FlinkJob took.")
                       .Add({}, reconcile_seconds.Snapshot())
                       .Build());
-    out.push_back(FamilyBuilder::Gauge("eddy_operator_leader",
-                                       "1 while this replica is the leader.")
-                      .Add({}, leading.load() ? 1 : 0)
-                      .Build());
+    out.push_back(
+        FamilyBuilder::Gauge("eddy_operator_leader", "1 while this replica is the leader.")
+            .Add({}, leading.load() ? 1 : 0)
+            .Build());
     auto jobs = FamilyBuilder::Gauge("eddy_operator_flinkjobs",
                                      "FlinkJobs watched, by status.lifecycleState.");
     std::map<std::string, int> by_state;
-    for (const char* s : {"CREATED", "DEPLOYED", "STABLE", "UPGRADING", "SUSPENDED", "FAILED",
-                          "DELETING"})
+    for (const char* s :
+         {"CREATED", "DEPLOYED", "STABLE", "UPGRADING", "SUSPENDED", "FAILED", "DELETING"})
       by_state[s] = 0;
     if (auto* op = op_ptr.load()) {
       for (const auto& [s, n] : op->JobsByLifecycle()) by_state[s] = n;
@@ -317,7 +324,7 @@ int main(int argc, char** argv) {
               {"errors",
                {"this eddy-operator replica is a standby" +
                 (elector && !elector->holder().empty() ? "; the leader is " + elector->holder()
-                                                        : std::string())}}};
+                                                       : std::string())}}};
           return {503, body.dump()};
         }
         return op->HandleRest(r);
@@ -344,7 +351,8 @@ int main(int argc, char** argv) {
     elector = std::make_unique<eddy::k8s::LeaderElector>(*client, lo);
     // A container restarted in the same pod may still carry the label of its previous life.
     SetLeaderLabel(**client, false);
-    Log("waiting to lead (Lease " + lease_ns + "/" + lease_name + ", identity " + lo.identity + ")");
+    Log("waiting to lead (Lease " + lease_ns + "/" + lease_name + ", identity " + lo.identity +
+        ")");
     if (!elector->Acquire(g_stop)) {
       health->close().wait();
       return 0;

@@ -1,9 +1,9 @@
 #include "eddy/control/flinkjob_operator.h"
 
 #include <algorithm>
-#include <cstdint>
 #include <chrono>
 #include <condition_variable>
+#include <cstdint>
 #include <ctime>
 #include <map>
 #include <mutex>
@@ -49,11 +49,13 @@ std::string RandomSuffix(size_t n) {
 }
 
 /// Flink's JobStatus names (the CRD's jobStatus.state enum) are the control plane's.
-std::string FlinkJobStateName(JobState s) { return std::string(JobStateName(s)); }
+std::string FlinkJobStateName(JobState s) {
+  return std::string(JobStateName(s));
+}
 
 int64_t IntOr(const Json& o, const char* key, int64_t dflt) {
   return o.is_object() && o.contains(key) && o[key].is_number_integer() ? o[key].get<int64_t>()
-                                                                       : dflt;
+                                                                        : dflt;
 }
 
 std::string StrOr(const Json& o, const char* key, const std::string& dflt = "") {
@@ -63,8 +65,8 @@ std::string StrOr(const Json& o, const char* key, const std::string& dflt = "") 
 /// spec.job with the FlinkJob-level overrides applied (they win, as `eddy run`'s flags do).
 Json EffectiveJob(const Json& spec) {
   Json job = spec.contains("job") && spec["job"].is_object() ? spec["job"] : Json::object();
-  for (const char* k : {"parallelism", "maxParallelism", "stateBackend", "savepointDir",
-                        "restartStrategy"}) {
+  for (const char* k :
+       {"parallelism", "maxParallelism", "stateBackend", "savepointDir", "restartStrategy"}) {
     if (spec.contains(k) && !spec[k].is_null()) job[k] = spec[k];
   }
   if (spec.contains("checkpointing") && spec["checkpointing"].is_object()) {
@@ -172,7 +174,7 @@ struct Record {
   Json checkpoint_info = Json::object();
   Json last_written;
   std::string last_error;
-  int64_t retry_after_ms = 0;  // steady ms: no new stop-with-savepoint before (after a failure)
+  int64_t retry_after_ms = 0;     // steady ms: no new stop-with-savepoint before (after a failure)
   std::string invalid_event_for;  // spec key an InvalidSpec Event was sent for
   bool finished = false;          // the job reached a terminal state on its own
   std::string finished_key;
@@ -286,26 +288,25 @@ struct FlinkJobOperator::Impl {
     const Json& md = fj["metadata"];
     std::string ns = md.value("namespace", "default");
     std::string now = Rfc3339(EpochMillis());
-    Json ev = {
-        {"apiVersion", "v1"},
-        {"kind", "Event"},
-        {"metadata", {{"generateName", md.value("name", "") + "."}, {"namespace", ns}}},
-        {"involvedObject",
-         {{"apiVersion", kGroupVersion},
-          {"kind", "FlinkJob"},
-          {"name", md.value("name", "")},
-          {"namespace", ns},
-          {"uid", md.value("uid", "")},
-          {"resourceVersion", md.value("resourceVersion", "")}}},
-        {"reason", reason},
-        {"message", message.substr(0, 1024)},
-        {"type", type},
-        {"source", {{"component", "eddy-operator"}}},
-        {"reportingComponent", "eddy.dev/operator"},
-        {"reportingInstance", o.advertise_address},
-        {"firstTimestamp", now},
-        {"lastTimestamp", now},
-        {"count", 1}};
+    Json ev = {{"apiVersion", "v1"},
+               {"kind", "Event"},
+               {"metadata", {{"generateName", md.value("name", "") + "."}, {"namespace", ns}}},
+               {"involvedObject",
+                {{"apiVersion", kGroupVersion},
+                 {"kind", "FlinkJob"},
+                 {"name", md.value("name", "")},
+                 {"namespace", ns},
+                 {"uid", md.value("uid", "")},
+                 {"resourceVersion", md.value("resourceVersion", "")}}},
+               {"reason", reason},
+               {"message", message.substr(0, 1024)},
+               {"type", type},
+               {"source", {{"component", "eddy-operator"}}},
+               {"reportingComponent", "eddy.dev/operator"},
+               {"reportingInstance", o.advertise_address},
+               {"firstTimestamp", now},
+               {"lastTimestamp", now},
+               {"count", 1}};
     auto r = client->Create("/api/v1/namespaces/" + ns + "/events", ev);
     if (!r.ok()) Log("cannot record Event " + reason + ": " + r.status().message());
     Log("FlinkJob " + ns + "/" + md.value("name", "") + ": " + reason + ": " + message);
@@ -390,7 +391,8 @@ struct FlinkJobOperator::Impl {
     } else if (!o.worker_service_account.empty()) {
       ps["serviceAccountName"] = o.worker_service_account;
     }
-    if (!ps.contains("containers") || !ps["containers"].is_array()) ps["containers"] = Json::array();
+    if (!ps.contains("containers") || !ps["containers"].is_array())
+      ps["containers"] = Json::array();
     Json* c = nullptr;
     for (auto& x : ps["containers"]) {
       if (x.value("name", "") == "eddy-worker") c = &x;
@@ -414,19 +416,22 @@ struct FlinkJobOperator::Impl {
          {{"name", "POD_NAMESPACE"},
           {"valueFrom", {{"fieldRef", {{"fieldPath", "metadata.namespace"}}}}}}});
     const Json s3 = spec.value("s3", Json::object());
-    if (s3.contains("endpoint")) env.push_back({{"name", "AWS_ENDPOINT_URL_S3"}, {"value", s3["endpoint"]}});
+    if (s3.contains("endpoint"))
+      env.push_back({{"name", "AWS_ENDPOINT_URL_S3"}, {"value", s3["endpoint"]}});
     if (s3.contains("region")) env.push_back({{"name", "AWS_REGION"}, {"value", s3["region"]}});
     if (s3.contains("credentialsSecret") && s3["credentialsSecret"].is_object()) {
       const Json& cs = s3["credentialsSecret"];
       std::string secret = StrOr(cs, "name");
       auto ref = [&](const char* var, const std::string& key, bool optional) {
-        env.push_back({{"name", var},
-                       {"valueFrom",
-                        {{"secretKeyRef", {{"name", secret}, {"key", key}, {"optional", optional}}}}}});
+        env.push_back(
+            {{"name", var},
+             {"valueFrom",
+              {{"secretKeyRef", {{"name", secret}, {"key", key}, {"optional", optional}}}}}});
       };
       ref("AWS_ACCESS_KEY_ID", StrOr(cs, "accessKeyIdKey", "AWS_ACCESS_KEY_ID"), false);
       ref("AWS_SECRET_ACCESS_KEY", StrOr(cs, "secretAccessKeyKey", "AWS_SECRET_ACCESS_KEY"), false);
-      if (cs.contains("sessionTokenKey")) ref("AWS_SESSION_TOKEN", StrOr(cs, "sessionTokenKey"), true);
+      if (cs.contains("sessionTokenKey"))
+        ref("AWS_SESSION_TOKEN", StrOr(cs, "sessionTokenKey"), true);
     }
     if (c->contains("env")) {
       for (const auto& e : (*c)["env"]) env.push_back(e);
@@ -462,9 +467,8 @@ struct FlinkJobOperator::Impl {
                  {{"clusterIP", "None"},
                   {"publishNotReadyAddresses", true},
                   {"selector", {{kJobLabel, name}}},
-                  {"ports",
-                   Json::array({{{"name", "data"}, {"port", kDataPort}},
-                                {{"name", "metrics"}, {"port", kMetricsPort}}})}}}};
+                  {"ports", Json::array({{{"name", "data"}, {"port", kDataPort}},
+                                         {{"name", "metrics"}, {"port", kMetricsPort}}})}}}};
     auto r = client->Create("/api/v1/namespaces/" + ns + "/services", svc);
     if (r.ok() || r.status().code() == StatusCode::kAlreadyExists) return Status::Ok();
     return r.status().WithContext("creating the headless Service");
@@ -473,8 +477,8 @@ struct FlinkJobOperator::Impl {
   /// Deletes worker pods of earlier JobMasters of this FlinkJob (a previous operator's).
   void DeleteStalePods(const std::string& ns, const std::string& name) {
     std::string sel = std::string(kJobLabel) + "=" + name;
-    auto r = client->Request("DELETE", "/api/v1/namespaces/" + ns +
-                                           "/pods?labelSelector=" + k8s::QueryEscape(sel));
+    auto r = client->Request(
+        "DELETE", "/api/v1/namespaces/" + ns + "/pods?labelSelector=" + k8s::QueryEscape(sel));
     if (!r.ok() || !r->ok()) {
       Log("cannot delete stale pods of " + ns + "/" + name + ": " +
           (r.ok() ? r->message() : r.status().message()));
@@ -595,8 +599,8 @@ Status FlinkJobOperator::Impl::PollSavepoint(const Json& fj, Record& rec, bool& 
     failure = st->failure;
   } else if (EpochMillis() - rec.op_started_ms > o.savepoint_timeout_ms) {
     done = true;
-    failure = "the savepoint did not complete within " + std::to_string(o.savepoint_timeout_ms) +
-              " ms";
+    failure =
+        "the savepoint did not complete within " + std::to_string(o.savepoint_timeout_ms) + " ms";
   }
   return Status::Ok();
 }
@@ -615,9 +619,8 @@ void FlinkJobOperator::Impl::RecordSavepoint(Record& rec, const std::string& pat
 
 Json FlinkJobOperator::Impl::JobStatusJson(const Json& fj, Record& rec,
                                            std::optional<JobInfo>* info_out) {
-  Json js = fj.contains("status") && fj["status"].contains("jobStatus")
-                ? fj["status"]["jobStatus"]
-                : Json::object();
+  Json js = fj.contains("status") && fj["status"].contains("jobStatus") ? fj["status"]["jobStatus"]
+                                                                        : Json::object();
   if (rec.dep && rec.dep->cp) {
     auto info = rec.dep->cp->Job(rec.dep->job_id);
     if (info) {
@@ -669,7 +672,8 @@ Status FlinkJobOperator::Impl::ReconcileDeletion(const Json& fj, Record& rec, in
       requeue = 500;
       return Status::Ok();
     }
-    Event(fj, "Warning", "SavepointFailed", "no savepoint before deletion: " + t.status().message());
+    Event(fj, "Warning", "SavepointFailed",
+          "no savepoint before deletion: " + t.status().message());
   }
   if (rec.op == PendingOp::kDelete) {
     bool done = false;
@@ -730,10 +734,10 @@ Status FlinkJobOperator::Impl::Reconcile(const std::string& key, int64_t& requeu
   Json finalizers = md.value("finalizers", Json::array());
   if (std::find(finalizers.begin(), finalizers.end(), kFinalizer) == finalizers.end()) {
     finalizers.push_back(kFinalizer);
-    auto r = client->MergePatch(FlinkJobPath(ns, name),
-                                Json{{"metadata",
-                                      {{"finalizers", finalizers},
-                                       {"resourceVersion", md.value("resourceVersion", "")}}}});
+    auto r = client->MergePatch(
+        FlinkJobPath(ns, name),
+        Json{{"metadata",
+              {{"finalizers", finalizers}, {"resourceVersion", md.value("resourceVersion", "")}}}});
     if (!r.ok()) return r.status().WithContext("adding the finalizer");
     return Status::Ok();  // the update comes back through the watch
   }
@@ -742,8 +746,8 @@ Status FlinkJobOperator::Impl::Reconcile(const std::string& key, int64_t& requeu
   const std::string desired = StrOr(spec, "state", "running");
   const std::string mode = StrOr(spec, "upgradeMode", "stateless");
   if (o.debug) {
-    Log("reconcile " + key + ": generation " + std::to_string(generation) + ", desired " +
-        desired + ", deployed " + (rec.dep ? rec.dep->job_id : std::string("-")) + ", pending op " +
+    Log("reconcile " + key + ": generation " + std::to_string(generation) + ", desired " + desired +
+        ", deployed " + (rec.dep ? rec.dep->job_id : std::string("-")) + ", pending op " +
         std::to_string(static_cast<int>(rec.op)));
   }
   Json status = old_status;
@@ -760,7 +764,8 @@ Status FlinkJobOperator::Impl::Reconcile(const std::string& key, int64_t& requeu
   if (!compiled.ok()) {
     std::string msg = "invalid FlinkJob: " + compiled.status().message();
     if (rec.invalid_event_for != upgrade_key) {
-      Event(fj, "Warning", "InvalidSpec", msg + (rec.dep ? " (the running job is left as it is)" : ""));
+      Event(fj, "Warning", "InvalidSpec",
+            msg + (rec.dep ? " (the running job is left as it is)" : ""));
       rec.invalid_event_for = upgrade_key;
     }
     status["error"] = msg;
@@ -797,7 +802,8 @@ Status FlinkJobOperator::Impl::Reconcile(const std::string& key, int64_t& requeu
       // Try again only when the spec changes again.
       if (rec.dep) rec.dep->upgrade_key = desired == "running" ? upgrade_key : rec.dep->upgrade_key;
     } else {
-      Event(fj, "Normal", "SavepointCompleted", std::string("savepoint for the ") + what + ": " + path);
+      Event(fj, "Normal", "SavepointCompleted",
+            std::string("savepoint for the ") + what + ": " + path);
       RecordSavepoint(rec, path, what, 0);
       rec.restore_from = path;
       const bool suspending = rec.op == PendingOp::kSuspend;
@@ -805,7 +811,8 @@ Status FlinkJobOperator::Impl::Reconcile(const std::string& key, int64_t& requeu
       Teardown(*rec.dep);
       rec.dep.reset();
       if (suspending) {
-        Event(fj, "Normal", "Suspended", "job suspended (upgradeMode " + mode + "); resumes from " + path);
+        Event(fj, "Normal", "Suspended",
+              "job suspended (upgradeMode " + mode + "); resumes from " + path);
       }
     }
   }
@@ -822,18 +829,18 @@ Status FlinkJobOperator::Impl::Reconcile(const std::string& key, int64_t& requeu
         }
         EDDY_RETURN_NOT_OK(StopWithSavepoint(rec, PendingOp::kSuspend, "suspend"));
         status["lifecycleState"] = "UPGRADING";
-        status["conditions"] = Json::array({Condition("Ready", false, "Suspending",
-                                                      "taking a savepoint to suspend", generation)});
+        status["conditions"] = Json::array(
+            {Condition("Ready", false, "Suspending", "taking a savepoint to suspend", generation)});
         requeue = 500;
         return WriteStatus(fj, rec, status);
       }
       Teardown(*rec.dep);
       rec.restore_from = mode == "stateless" ? std::string() : NewestSnapshotOf(rec, info);
       rec.dep.reset();
-      Event(fj, "Normal", "Suspended", "job suspended (upgradeMode " + mode + ")" +
-                                           (rec.restore_from->empty() ? std::string()
-                                                                      : "; resumes from " +
-                                                                            *rec.restore_from));
+      Event(
+          fj, "Normal", "Suspended",
+          "job suspended (upgradeMode " + mode + ")" +
+              (rec.restore_from->empty() ? std::string() : "; resumes from " + *rec.restore_from));
     }
     status["lifecycleState"] = "SUSPENDED";
     status["taskManagers"] = 0;
@@ -855,8 +862,8 @@ Status FlinkJobOperator::Impl::Reconcile(const std::string& key, int64_t& requeu
       EDDY_RETURN_NOT_OK(StopWithSavepoint(rec, PendingOp::kUpgrade, "upgrade"));
       status["lifecycleState"] = "UPGRADING";
       status["reconciliationStatus"]["state"] = "UPGRADING";
-      status["conditions"] = Json::array({Condition("Ready", false, "Upgrading",
-                                                    "taking a savepoint to upgrade", generation)});
+      status["conditions"] = Json::array(
+          {Condition("Ready", false, "Upgrading", "taking a savepoint to upgrade", generation)});
       requeue = 500;
       return WriteStatus(fj, rec, status);
     }
@@ -902,7 +909,8 @@ Status FlinkJobOperator::Impl::Reconcile(const std::string& key, int64_t& requeu
       Event(fj, "Warning", "DeploymentFailed", msg);
       status["error"] = msg;
       status["lifecycleState"] = "FAILED";
-      status["conditions"] = Json::array({Condition("Ready", false, "DeploymentFailed", msg, generation)});
+      status["conditions"] =
+          Json::array({Condition("Ready", false, "DeploymentFailed", msg, generation)});
       (void)WriteStatus(fj, rec, status);
       requeue = 10000;
       return Status::Ok();
@@ -939,8 +947,8 @@ Status FlinkJobOperator::Impl::Reconcile(const std::string& key, int64_t& requeu
         RecordSavepoint(rec, path, "manual", rec.op_nonce);
         Event(fj, "Normal", "SavepointCompleted", "savepoint " + path);
       } else {
-        Event(fj, "Warning", "SavepointFailed", "savepoint for nonce " +
-                                                    std::to_string(rec.op_nonce) + ": " + failure);
+        Event(fj, "Warning", "SavepointFailed",
+              "savepoint for nonce " + std::to_string(rec.op_nonce) + ": " + failure);
         status["error"] = "savepoint failed: " + failure;
       }
     }
@@ -955,7 +963,8 @@ Status FlinkJobOperator::Impl::Reconcile(const std::string& key, int64_t& requeu
         rec.op_started_ms = EpochMillis();
         rec.savepoint_info["triggerId"] = *t;
         rec.savepoint_info["triggerTime"] = Rfc3339(EpochMillis());
-        Event(fj, "Normal", "SavepointTriggered", "savepoint " + *t + " for nonce " + std::to_string(nonce));
+        Event(fj, "Normal", "SavepointTriggered",
+              "savepoint " + *t + " for nonce " + std::to_string(nonce));
       } else {
         rec.savepoint_info["triggerNonce"] = nonce;
         Event(fj, "Warning", "SavepointFailed", t.status().message());
@@ -995,7 +1004,8 @@ Status FlinkJobOperator::Impl::Reconcile(const std::string& key, int64_t& requeu
       case JobState::kRunning:
         status["lifecycleState"] = "STABLE";
         status["reconciliationStatus"]["lastStableSpec"] = spec.dump();
-        conditions.push_back(Condition("Ready", true, "JobRunning", "the job is running", generation));
+        conditions.push_back(
+            Condition("Ready", true, "JobRunning", "the job is running", generation));
         break;
       case JobState::kFailed:
         status["lifecycleState"] = "FAILED";
@@ -1033,7 +1043,8 @@ Status FlinkJobOperator::Impl::Reconcile(const std::string& key, int64_t& requeu
   }
   status["conditions"] = conditions;
   if (!rec.last_error.empty() && !status.contains("error")) status["error"] = rec.last_error;
-  if (rec.dep || rec.op != PendingOp::kNone) requeue = rec.op != PendingOp::kNone ? 500 : o.status_interval_ms;
+  if (rec.dep || rec.op != PendingOp::kNone)
+    requeue = rec.op != PendingOp::kNone ? 500 : o.status_interval_ms;
   return WriteStatus(fj, rec, status);
 }
 
@@ -1065,7 +1076,9 @@ Result<std::unique_ptr<FlinkJobOperator>> FlinkJobOperator::Start(
   return op;
 }
 
-FlinkJobOperator::~FlinkJobOperator() { Stop(false); }
+FlinkJobOperator::~FlinkJobOperator() {
+  Stop(false);
+}
 
 void FlinkJobOperator::Stop(bool stop_jobs) {
   if (!impl_) return;

@@ -43,7 +43,8 @@ KubernetesLauncher::KubernetesLauncher(std::shared_ptr<k8s::KubeClient> client,
                                        KubernetesLauncherOptions options)
     : client_(std::move(client)), o_(std::move(options)) {
   k8s::Informer::Options io;
-  io.path = "/api/v1/namespaces/" + o_.ns + "/pods?labelSelector=" + k8s::QueryEscape(LabelSelector());
+  io.path =
+      "/api/v1/namespaces/" + o_.ns + "/pods?labelSelector=" + k8s::QueryEscape(LabelSelector());
   io.watch_timeout_seconds = 120;
   io.on_event = [this](const std::string& type, const k8s::Json& pod) { OnPod(type, pod); };
   io.on_error = [this](const Status& s) { Log("watching worker pods: " + s.message()); };
@@ -120,7 +121,8 @@ Status KubernetesLauncher::Launch(const std::string& worker_id, const std::strin
     c["args"] = std::move(args);
     found = true;
   }
-  if (!found) return Status::InvalidArgument("the worker pod template has no container eddy-worker");
+  if (!found)
+    return Status::InvalidArgument("the worker pod template has no container eddy-worker");
   {
     std::lock_guard<std::mutex> lock(mu_);
     launched_.insert(worker_id);
@@ -144,8 +146,8 @@ Status KubernetesLauncher::Launch(const std::string& worker_id, const std::strin
     }
     create_backoff_ms_ = std::clamp<int64_t>(create_backoff_ms_ * 2, 1000, 30000);
     if (ended_.insert(worker_id).second) {
-      exits_.push_back({worker_id, "cannot create pod " + pod["metadata"].value("name", "") +
-                                       ": " + r.status().message()});
+      exits_.push_back({worker_id, "cannot create pod " + pod["metadata"].value("name", "") + ": " +
+                                       r.status().message()});
     }
   });
   return Status::Ok();
@@ -186,8 +188,8 @@ std::vector<WorkerLauncher::Exit> KubernetesLauncher::PollExits() {
 }
 
 void KubernetesLauncher::StopAll() {
-  std::string path = "/api/v1/namespaces/" + o_.ns + "/pods?labelSelector=" +
-                     k8s::QueryEscape(LabelSelector());
+  std::string path =
+      "/api/v1/namespaces/" + o_.ns + "/pods?labelSelector=" + k8s::QueryEscape(LabelSelector());
   auto r = client_->Request("DELETE", path);
   if (!r.ok() || !r->ok()) {
     Log("cannot delete the worker pods (" + LabelSelector() +

@@ -48,10 +48,9 @@ class KubeApiTest : public ::testing::Test {
     ASSERT_TRUE(c.ok()) << c.status().ToString();
     client_ = *c;
     ns_ = "kube-api-" + std::to_string(::getpid());
-    auto r = client_->Create("/api/v1/namespaces",
-                             Json{{"apiVersion", "v1"},
-                                  {"kind", "Namespace"},
-                                  {"metadata", {{"name", ns_}}}});
+    auto r = client_->Create(
+        "/api/v1/namespaces",
+        Json{{"apiVersion", "v1"}, {"kind", "Namespace"}, {"metadata", {{"name", ns_}}}});
     ASSERT_TRUE(r.ok()) << r.status().ToString();
   }
   static void TearDownTestSuite() {
@@ -170,7 +169,8 @@ TEST_F(KubeApiTest, WatchStopsPromptlyWhenAsked) {
   Status result;
   int64_t t0 = SteadyMillis();
   std::thread t([&] {
-    result = client_->Watch(Cms(), rv, 60, [](const std::string&, const Json&) {}, stop);
+    result = client_->Watch(
+        Cms(), rv, 60, [](const std::string&, const Json&) {}, stop);
   });
   std::this_thread::sleep_for(std::chrono::milliseconds(300));
   stop = true;

@@ -10,7 +10,9 @@ namespace eddy::k8s {
 Informer::Informer(std::shared_ptr<KubeClient> client, Options options)
     : client_(std::move(client)), o_(std::move(options)) {}
 
-Informer::~Informer() { Stop(); }
+Informer::~Informer() {
+  Stop();
+}
 
 void Informer::Start() {
   if (thread_.joinable()) return;
@@ -26,9 +28,9 @@ void Informer::Stop() {
 
 bool Informer::WaitForSync(int64_t timeout_ms) {
   std::unique_lock<std::mutex> lock(mu_);
-  return cv_.wait_for(lock, std::chrono::milliseconds(timeout_ms),
-                      [&] { return synced_.load() || stop_.load(); }) &&
-         synced_.load();
+  return cv_.wait_for(lock, std::chrono::milliseconds(timeout_ms), [&] {
+    return synced_.load() || stop_.load();
+  }) && synced_.load();
 }
 
 std::string Informer::KeyOf(const Json& object) {

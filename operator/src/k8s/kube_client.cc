@@ -27,7 +27,9 @@ double SecondsSince(Clock::time_point t0) {
   return std::chrono::duration<double>(Clock::now() - t0).count();
 }
 
-bool IsIdempotent(std::string_view method) { return method != "POST"; }
+bool IsIdempotent(std::string_view method) {
+  return method != "POST";
+}
 
 }  // namespace
 
@@ -153,7 +155,9 @@ Result<std::shared_ptr<KubeClient>> KubeClient::Make(KubeConfig config, KubeClie
 
 KubeClient::~KubeClient() = default;
 
-const KubeConfig& KubeClient::config() const { return impl_->config; }
+const KubeConfig& KubeClient::config() const {
+  return impl_->config;
+}
 
 Result<KubeResponse> KubeClient::Request(std::string_view method, const std::string& path,
                                          const Json* body, std::string_view content_type) {
@@ -165,7 +169,8 @@ Result<KubeResponse> KubeClient::Request(std::string_view method, const std::str
     auto t0 = Clock::now();
     int64_t wait_ms = backoff_ms;
     try {
-      http::http_response resp = impl.http->request(impl.Build(method, path, body, content_type)).get();
+      http::http_response resp =
+          impl.http->request(impl.Build(method, path, body, content_type)).get();
       std::string text = resp.extract_utf8string(true).get();
       KubeResponse r;
       r.http_status = resp.status_code();
@@ -179,7 +184,8 @@ Result<KubeResponse> KubeClient::Request(std::string_view method, const std::str
       if (!retry || attempt == impl.options.max_attempts) return r;
       if (r.http_status == 429 && resp.headers().has("Retry-After")) {
         try {
-          wait_ms = std::clamp<int64_t>(std::stoll(resp.headers()["Retry-After"]) * 1000, 100, 10000);
+          wait_ms =
+              std::clamp<int64_t>(std::stoll(resp.headers()["Retry-After"]) * 1000, 100, 10000);
         } catch (const std::exception&) {
         }
       }
@@ -199,8 +205,8 @@ Result<KubeResponse> KubeClient::Request(std::string_view method, const std::str
       backoff_ms = std::min<int64_t>(backoff_ms * 2, 5000);
     }
   }
-  return Status::Unavailable("Kubernetes API server " + impl.config.server + " unreachable: " +
-                             last_error);
+  return Status::Unavailable("Kubernetes API server " + impl.config.server +
+                             " unreachable: " + last_error);
 }
 
 namespace {
@@ -251,17 +257,17 @@ Status KubeClient::Watch(const std::string& path, const std::string& resource_ve
                          int timeout_seconds, const WatchHandler& handler,
                          const std::atomic<bool>& stop) {
   auto& impl = *impl_;
-  std::string p = path + (path.find('?') == std::string::npos ? "?" : "&") +
-                  "watch=1&allowWatchBookmarks=true&timeoutSeconds=" +
-                  std::to_string(timeout_seconds);
+  std::string p =
+      path + (path.find('?') == std::string::npos ? "?" : "&") +
+      "watch=1&allowWatchBookmarks=true&timeoutSeconds=" + std::to_string(timeout_seconds);
   if (!resource_version.empty()) p += "&resourceVersion=" + QueryEscape(resource_version);
   const std::string what = "WATCH " + p;
   pplx::cancellation_token_source cts;
   auto t0 = Clock::now();
   try {
     // Its own client: the read timeout must outlast the server's timeoutSeconds.
-    client::http_client watch_client(
-        impl.config.server, impl.HttpConfig(std::chrono::seconds(timeout_seconds + 30)));
+    client::http_client watch_client(impl.config.server,
+                                     impl.HttpConfig(std::chrono::seconds(timeout_seconds + 30)));
     auto pending = watch_client.request(impl.Build("GET", p, nullptr, ""), cts.get_token());
     // Waits for a task while honouring `stop`; false = stopped. An abandoned task still ends
     // (with the cancellation's exception), and pplx aborts the process when a task's exception

@@ -43,8 +43,8 @@ std::string Trim(std::string s) {
 Status ReadMaterial(const YAML::Node& n, const std::string& key, const fs::path& dir,
                     const std::string& where, std::string& out) {
   if (n[key + "-data"] && !n[key + "-data"].as<std::string>().empty()) {
-    EDDY_ASSIGN_OR_RETURN(out, DecodeBase64(n[key + "-data"].as<std::string>(),
-                                            where + "." + key + "-data"));
+    EDDY_ASSIGN_OR_RETURN(
+        out, DecodeBase64(n[key + "-data"].as<std::string>(), where + "." + key + "-data"));
     return Status::Ok();
   }
   if (n[key] && !n[key].as<std::string>().empty()) {
@@ -131,8 +131,7 @@ Result<KubeConfig> LoadKubeconfig(const std::string& path, const std::string& co
                                        "does not run; use a token or client certificate");
       }
       std::string where = "users[" + user_name + "]";
-      EDDY_RETURN_NOT_OK(
-          ReadMaterial(user, "client-certificate", dir, where, c.client_cert_pem));
+      EDDY_RETURN_NOT_OK(ReadMaterial(user, "client-certificate", dir, where, c.client_cert_pem));
       EDDY_RETURN_NOT_OK(ReadMaterial(user, "client-key", dir, where, c.client_key_pem));
       if (user["token"]) c.token = user["token"].as<std::string>();
       if (c.token.empty() && user["tokenFile"]) {

@@ -31,8 +31,8 @@ LeaderElector::LeaderElector(std::shared_ptr<KubeClient> client, LeaderElectionO
     : client_(std::move(client)), o_(std::move(options)) {}
 
 bool LeaderElector::TryAcquireOrRenew() {
-  const std::string path = "/apis/coordination.k8s.io/v1/namespaces/" + o_.lease_namespace +
-                           "/leases/" + o_.lease_name;
+  const std::string path =
+      "/apis/coordination.k8s.io/v1/namespaces/" + o_.lease_namespace + "/leases/" + o_.lease_name;
   const int duration_s = static_cast<int>((o_.lease_duration_ms + 999) / 1000);
   const std::string now = MicroTimeNow();
   auto got = client_->Get(path);
@@ -110,8 +110,8 @@ bool LeaderElector::Renew() {
 
 void LeaderElector::Release() {
   if (!leading_) return;
-  const std::string path = "/apis/coordination.k8s.io/v1/namespaces/" + o_.lease_namespace +
-                           "/leases/" + o_.lease_name;
+  const std::string path =
+      "/apis/coordination.k8s.io/v1/namespaces/" + o_.lease_namespace + "/leases/" + o_.lease_name;
   auto got = client_->Get(path);
   if (got.ok() && (*got)["spec"].value("holderIdentity", "") == o_.identity) {
     Json lease = std::move(*got);

@@ -28,9 +28,9 @@ struct KubeResponse {
 };
 
 /// Maps a failed answer to a Status: 404 NotFound, 409 AlreadyExists → AlreadyExists,
-/// 409 Conflict → Unavailable (re-read and retry), 410 Gone → OutOfRange, 400/422 → InvalidArgument,
-/// 401/403 → InvalidArgument (naming the denied request), 429/5xx → Unavailable. `what` names the
-/// request ("GET /api/v1/…").
+/// 409 Conflict → Unavailable (re-read and retry), 410 Gone → OutOfRange, 400/422 →
+/// InvalidArgument, 401/403 → InvalidArgument (naming the denied request), 429/5xx → Unavailable.
+/// `what` names the request ("GET /api/v1/…").
 Status ResponseStatus(const KubeResponse& r, const std::string& what);
 
 struct KubeClientOptions {
@@ -52,7 +52,8 @@ struct KubeClientOptions {
 /// run concurrently from any thread.
 class KubeClient {
  public:
-  static Result<std::shared_ptr<KubeClient>> Make(KubeConfig config, KubeClientOptions options = {});
+  static Result<std::shared_ptr<KubeClient>> Make(KubeConfig config,
+                                                  KubeClientOptions options = {});
   ~KubeClient();
   KubeClient(const KubeClient&) = delete;
   KubeClient& operator=(const KubeClient&) = delete;

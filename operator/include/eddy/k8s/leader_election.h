@@ -55,10 +55,10 @@ class LeaderElector {
     holder_ = std::move(h);
   }
   mutable std::mutex holder_mu_;
-  std::string holder_;  // guarded by holder_mu_
-  std::string observed_rv_;          // the Lease's resourceVersion as last read
-  int64_t observed_at_ms_ = 0;       // steady time it last changed
-  int64_t last_renew_ms_ = 0;        // steady time of our last successful write
+  std::string holder_;          // guarded by holder_mu_
+  std::string observed_rv_;     // the Lease's resourceVersion as last read
+  int64_t observed_at_ms_ = 0;  // steady time it last changed
+  int64_t last_renew_ms_ = 0;   // steady time of our last successful write
 };
 
 }  // namespace eddy::k8s
