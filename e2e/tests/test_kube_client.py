@@ -25,4 +25,4 @@ def test_kube_api(control_plane):
                EDDY_TEST_CA=str(control_plane.pki / "ca.crt"))
     r = subprocess.run([str(binary)], env=env, capture_output=True, text=True, timeout=180)
     assert r.returncode == 0, r.stdout[-6000:] + r.stderr[-3000:]
-    assert "[  PASSED  ] 5 tests." in r.stdout, r.stdout[-3000:]
+    assert "[  PASSED  ] 6 tests." in r.stdout, r.stdout[-3000:]

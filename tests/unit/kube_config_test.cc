@@ -187,26 +187,6 @@ TEST(KubeClientTest, QueryEscapeAndClientRefusesBadUrls) {
   EXPECT_TRUE(KubeClient::Make(c).ok());
 }
 
-TEST(KubeClientTest, UnreachableServerIsUnavailableAfterRetries) {
-  KubeConfig c;
-  c.server = "http://127.0.0.1:1";  // nothing listens on port 1
-  KubeClientOptions o;
-  o.max_attempts = 2;
-  o.request_timeout_ms = 2000;
-  int observed = 0;
-  o.observer = [&](std::string_view verb, int code, double) {
-    EXPECT_EQ(verb, "GET");
-    EXPECT_EQ(code, 0);
-    ++observed;
-  };
-  auto client = KubeClient::Make(c, o);
-  ASSERT_TRUE(client.ok());
-  auto r = (*client)->Get("/api/v1/namespaces");
-  EXPECT_EQ(r.status().code(), StatusCode::kUnavailable);
-  EXPECT_NE(r.status().message().find("unreachable"), std::string::npos);
-  EXPECT_EQ(observed, 2);
-}
-
 TEST(FlinkJobOperatorTest, Rfc3339) {
   EXPECT_EQ(control::Rfc3339(0), "1970-01-01T00:00:00Z");
   EXPECT_EQ(control::Rfc3339(1735689660123), "2025-01-01T00:01:00Z");
