@@ -175,8 +175,10 @@ def test_leader_election(two_replicas, ns, tmp_path):
     code, body = eddy.pod_http(standby, 8085, "/readyz")
     assert code == 200 and "standby" in body, (code, body)
     assert eddy.pod_http(standby, 8085, "/healthz")[0] == 200
-    code, body = eddy.pod_http(standby, 8081, "/jobs/overview")
-    assert code == 503 and "standby" in body and holder in body, (code, body)
+    # the standby names the leader once it has read the Lease (it retries every 2 s)
+    code, body = wait_for(lambda: (lambda r: r if holder in r[1] else None)(
+        eddy.pod_http(standby, 8081, "/jobs/overview")), 10, 0.3, what="the standby naming the leader")
+    assert code == 503 and "standby" in body, (code, body)
     assert eddy.pod_http(leader, 8081, "/jobs/overview")[0] == 200
     assert leader_labels(eddy) == [leader["metadata"]["name"]]
     svc = eddy.cp.kubectl_json("get", "service", "eddy-operator", "-n", RELEASE_NS)
