@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """How fast Eddy reacts on Kubernetes: deploying a FlinkJob and recovering from a lost worker pod.
 
-  EDDY_BUILD_DIR=/work/e2e-bin python3 bench/k8s_bench.py [--reps 5] [--restart default|fixed]
+  EDDY_BUILD_DIR=build python3 bench/k8s_bench.py [--reps 5] [--restart default|fixed]
 
 Runs on the e2e harness (e2e/harness): a real kube-apiserver, controller-manager and scheduler
 (cluster.py), the node agent running pods as local processes (node_agent.py), and eddy-operator
