@@ -105,3 +105,21 @@ def test_error_cleared_after_fix():
     if "status.error after the fix" not in SEEN:
         pytest.skip("test_compiler_rejects_then_fix_deploys did not get to the fix")
     assert not SEEN["status.error after the fix"], SEEN
+
+
+def test_malformed_pod_template_is_refused_not_fatal(eddy, ns, tmp_path):
+    """spec.taskManager.podTemplate is not validated by the API server; a wrong shape is an
+    InvalidSpec naming the place, and the operator keeps running (it once crashed on it)."""
+    out = eddy.output_dir(tmp_path) / "never.jsonl"
+    doc = eddy.flinkjob("bad-tpl", window_job(out, {"tumbling": "1s"}, {"cnt": "count()"}),
+                        parallelism=1)
+    doc["spec"]["taskManager"] = {"slots": 1, "podTemplate": {"spec": {"containers": ["eddy-worker"]}}}
+    with eddy.watch(ns, "bad-tpl") as w:
+        r = eddy.apply(ns, doc, check=False)
+        assert r.returncode == 0, r.stderr
+        failed = w.wait(lambda s: s.lifecycle == "FAILED", 30, "lifecycle FAILED")
+        cond = failed.condition()
+        assert cond["reason"] == "InvalidSpec", cond
+        assert "spec.taskManager.podTemplate.spec.containers[0]" in cond["message"], cond
+    assert eddy.worker_pods(ns, "bad-tpl", all_pods=True) == []
+    assert eddy.pod_http(eddy.operator_pod(), 8085, "/healthz")[0] == 200

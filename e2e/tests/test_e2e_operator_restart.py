@@ -145,6 +145,41 @@ def pod_of(identity, pods):
     return found[0] if found else None
 
 
+def test_finished_job_is_not_rerun_after_restart(eddy, ns, tmp_path):
+    """A bounded job that FINISHED stays finished when the operator restarts: the new operator
+    must not deploy the same spec again (its output would be written twice)."""
+    needs_agent(eddy)
+    out = eddy.output_dir(tmp_path) / "bounded.jsonl"
+    doc = eddy.flinkjob("bounded", {
+        "sources": [{"name": "gen", "generator": {"count": 200, "rate": 1000,
+                                                  "fields": {"k": "'k' + (n % 2)"}}}],
+        "sinks": [{"name": "out", "from": "gen", "file": {"path": str(out)}}]}, parallelism=1)
+    with eddy.watch(ns, "bounded") as w:
+        eddy.apply(ns, doc)
+        done = w.wait(lambda s: s.state == "FINISHED" and not eddy.worker_pods(ns, "bounded"),
+                      60, "FINISHED, pods gone")
+    uid = done.obj["metadata"]["uid"]
+    rows = len(read_rows(out))
+    assert rows == 200
+    pod = eddy.operator_pod()
+    assert eddy.agent.kill_pod_process(RELEASE_NS, pod["metadata"]["name"],
+                                       container="eddy-operator")
+    # the restarted operator reconciles every FlinkJob at start; a job applied after the
+    # restart and seen RUNNING shows it got that far
+    probe = eddy.flinkjob("probe", {
+        "sources": [{"name": "gen", "generator": {"rate": 10, "fields": {"n": "n"}}}],
+        "sinks": [{"name": "out", "from": "gen", "discard": {}}]}, parallelism=1)
+    with eddy.watch(ns, "probe") as w:
+        eddy.apply(ns, probe)
+        w.wait(lambda s: s.state == "RUNNING", 60, "the probe RUNNING under the new operator")
+    fj = eddy.cp.kubectl_json("get", "flinkjob", "bounded", "-n", ns)
+    assert fj["status"]["jobStatus"]["jobId"] == done.job_id
+    assert fj["status"]["jobStatus"]["state"] == "FINISHED"
+    assert len(eddy.events(ns, uid, "JobDeployed")) == 1, "the finished job was deployed again"
+    assert eddy.worker_pods(ns, "bounded", all_pods=True) == []
+    assert len(read_rows(out)) == rows
+
+
 @pytest.fixture(scope="module")
 def two_replicas(eddy):
     needs_agent(eddy)

@@ -113,6 +113,20 @@ void SetLeaderLabel(eddy::k8s::KubeClient& client, bool leader) {
         " the leader label: " + r.status().message());
 }
 
+/// Replies and observes the reply's task: a client gone before the answer leaves an exception
+/// in it, and pplx aborts the process on exceptions nobody observed.
+void Reply(web::http::http_request& req, web::http::status_code code, const std::string& body) {
+  try {
+    req.reply(code, body).then([](const pplx::task<void>& t) {
+      try {
+        t.get();
+      } catch (...) {
+      }
+    });
+  } catch (...) {
+  }
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -289,21 +303,21 @@ int main(int argc, char** argv) {
     health->support(web::http::methods::GET, [&](web::http::http_request req) {
       std::string path = req.relative_uri().path();
       if (path == "/healthz") {
-        req.reply(web::http::status_codes::OK, "ok\n");
+        Reply(req, web::http::status_codes::OK, "ok\n");
       } else if (path == "/readyz") {
         // A standby is ready too (as controller-runtime's readyz): readiness gates rollouts,
         // and a Deployment whose standbys never became ready could not roll. Traffic goes to
         // the leader through the Service's eddy.dev/leader selector.
         auto* op = op_ptr.load();
         if (!leading.load()) {
-          req.reply(web::http::status_codes::OK, "ok (standby)\n");
+          Reply(req, web::http::status_codes::OK, "ok (standby)\n");
         } else if (!op || !op->Ready()) {
-          req.reply(web::http::status_codes::ServiceUnavailable, "FlinkJob caches not synced\n");
+          Reply(req, web::http::status_codes::ServiceUnavailable, "FlinkJob caches not synced\n");
         } else {
-          req.reply(web::http::status_codes::OK, "ok\n");
+          Reply(req, web::http::status_codes::OK, "ok\n");
         }
       } else {
-        req.reply(web::http::status_codes::NotFound, "not found\n");
+        Reply(req, web::http::status_codes::NotFound, "not found\n");
       }
     });
     health->open().wait();
@@ -313,8 +327,33 @@ int main(int argc, char** argv) {
     return 1;
   }
 
-  // ---- REST: the jobs of the leader; a standby answers 503 naming the leader
+  // ---- leader election: the elector exists before anything reads it. Lease requests get one
+  // attempt bounded by the renew deadline (a renewal must not outlive it in retries).
   std::unique_ptr<eddy::k8s::LeaderElector> elector;
+  if (leader_elect) {
+    eddy::k8s::LeaderElectionOptions lo;
+    lo.lease_namespace = lease_ns;
+    lo.lease_name = lease_name;
+    std::string host = Env("POD_NAME");
+    if (host.empty()) {
+      char h[256] = {};
+      ::gethostname(h, sizeof h - 1);
+      host = h;
+    }
+    std::mt19937 rng(std::random_device{}());
+    lo.identity = host + "_" + std::to_string(rng() % 1000000);
+    eddy::k8s::KubeClientOptions lko = ko;
+    lko.max_attempts = 1;
+    lko.request_timeout_ms = 5000;
+    auto lease_client = eddy::k8s::KubeClient::Make(*config, lko);
+    if (!lease_client.ok()) {
+      std::fprintf(stderr, "eddy-operator: %s\n", lease_client.status().message().c_str());
+      return 1;
+    }
+    elector = std::make_unique<eddy::k8s::LeaderElector>(*lease_client, lo);
+  }
+
+  // ---- REST: the jobs of the leader; a standby answers 503 naming the leader
   auto rest = eddy::control::RestServer::Start(
       [&](const eddy::control::RestRequest& r) -> eddy::control::RestResponse {
         auto* op = op_ptr.load();
@@ -337,22 +376,10 @@ int main(int argc, char** argv) {
 
   // ---- leader election
   if (leader_elect) {
-    eddy::k8s::LeaderElectionOptions lo;
-    lo.lease_namespace = lease_ns;
-    lo.lease_name = lease_name;
-    std::string host = Env("POD_NAME");
-    if (host.empty()) {
-      char h[256] = {};
-      ::gethostname(h, sizeof h - 1);
-      host = h;
-    }
-    std::mt19937 rng(std::random_device{}());
-    lo.identity = host + "_" + std::to_string(rng() % 1000000);
-    elector = std::make_unique<eddy::k8s::LeaderElector>(*client, lo);
     // A container restarted in the same pod may still carry the label of its previous life.
     SetLeaderLabel(**client, false);
-    Log("waiting to lead (Lease " + lease_ns + "/" + lease_name + ", identity " + lo.identity +
-        ")");
+    Log("waiting to lead (Lease " + lease_ns + "/" + lease_name + ", identity " +
+        elector->identity() + ")");
     if (!elector->Acquire(g_stop)) {
       health->close().wait();
       return 0;
@@ -391,10 +418,11 @@ int main(int argc, char** argv) {
     if (elector && eddy::SteadyMillis() >= next_renew) {
       next_renew = eddy::SteadyMillis() + 2000;
       if (!elector->Renew()) {
+        // Exit at once: the next leader restarts the jobs, and two JobMasters of one job must
+        // not run side by side while this one winds down.
         Log("lost the leadership (Lease held by '" + elector->holder() + "'): exiting");
-        leading = false;
-        rc = 1;
-        break;
+        std::fflush(stderr);
+        std::_Exit(1);
       }
     }
   }

@@ -147,6 +147,50 @@ std::string NewestSnapshot(const std::vector<std::string>& paths) {
   return best;
 }
 
+/// `spec.taskManager.podTemplate` is not validated by the API server (preserve-unknown-fields):
+/// the parts the operator merges into must have the right JSON types.
+Status ValidatePodTemplate(const Json& spec) {
+  if (!spec.contains("taskManager") || !spec["taskManager"].is_object()) return Status::Ok();
+  const Json& tm = spec["taskManager"];
+  if (!tm.contains("podTemplate")) return Status::Ok();
+  const std::string at = "spec.taskManager.podTemplate";
+  const Json& t = tm["podTemplate"];
+  if (!t.is_object()) return Status::InvalidArgument(at + " must be an object (a PodTemplateSpec)");
+  if (t.contains("metadata")) {
+    const Json& md = t["metadata"];
+    if (!md.is_object()) return Status::InvalidArgument(at + ".metadata must be an object");
+    for (const char* k : {"labels", "annotations"}) {
+      if (!md.contains(k)) continue;
+      if (!md[k].is_object())
+        return Status::InvalidArgument(at + ".metadata." + k + " must be a map");
+      for (const auto& [name, v] : md[k].items()) {
+        if (!v.is_string()) {
+          return Status::InvalidArgument(at + ".metadata." + k + "." + name + " must be a string");
+        }
+      }
+    }
+  }
+  if (!t.contains("spec")) return Status::Ok();
+  const Json& ps = t["spec"];
+  if (!ps.is_object()) return Status::InvalidArgument(at + ".spec must be an object (a PodSpec)");
+  if (!ps.contains("containers")) return Status::Ok();
+  if (!ps["containers"].is_array()) {
+    return Status::InvalidArgument(at + ".spec.containers must be a list");
+  }
+  for (size_t i = 0; i < ps["containers"].size(); ++i) {
+    const Json& c = ps["containers"][i];
+    std::string ci = at + ".spec.containers[" + std::to_string(i) + "]";
+    if (!c.is_object()) return Status::InvalidArgument(ci + " must be an object (a Container)");
+    if (c.contains("args") && !c["args"].is_array()) {
+      return Status::InvalidArgument(ci + ".args must be a list of strings");
+    }
+    if (c.contains("env") && !c["env"].is_array()) {
+      return Status::InvalidArgument(ci + ".env must be a list");
+    }
+  }
+  return Status::Ok();
+}
+
 /// A running JobMaster of one FlinkJob and its worker pods.
 struct Deployment {
   std::string run_id;
@@ -270,7 +314,15 @@ struct FlinkJobOperator::Impl {
       }
       auto t0 = std::chrono::steady_clock::now();
       int64_t requeue = -1;
-      Status s = Reconcile(key, requeue);
+      Status s;
+      try {
+        s = Reconcile(key, requeue);
+      } catch (const std::exception& e) {
+        // Malformed parts of a FlinkJob the API server does not validate (podTemplate) must
+        // not take down the JobMasters of every other FlinkJob.
+        s = Status::InvalidArgument(std::string("unexpected shape in the FlinkJob: ") + e.what());
+        requeue = 10000;
+      }
       double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
       if (o.on_reconcile) o.on_reconcile(secs, s.ok());
       if (!s.ok()) {
@@ -760,7 +812,9 @@ Status FlinkJobOperator::Impl::Reconcile(const std::string& key, int64_t& requeu
   const std::string spec_text = EffectiveJob(spec).dump();
   JobSpecOptions jo;
   jo.base_dir = "/";
-  auto compiled = CompileJobSpec(spec_text, "spec.job", jo);
+  Status shape = ValidatePodTemplate(spec);
+  auto compiled =
+      shape.ok() ? CompileJobSpec(spec_text, "spec.job", jo) : Result<CompiledJob>(shape);
   if (!compiled.ok()) {
     std::string msg = "invalid FlinkJob: " + compiled.status().message();
     if (rec.invalid_event_for != upgrade_key) {
@@ -891,8 +945,22 @@ Status FlinkJobOperator::Impl::Reconcile(const std::string& key, int64_t& requeu
       // initialSavepointPath.
       const Json js = old_status.value("jobStatus", Json::object());
       std::string prev_state = StrOr(js, "state");
-      bool was_deployed = !StrOr(js, "jobId").empty() && prev_state != "FINISHED" &&
-                          prev_state != "CANCELED" && prev_state != "FAILED";
+      bool terminal =
+          prev_state == "FINISHED" || prev_state == "CANCELED" || prev_state == "FAILED";
+      // A job that ended under the previous operator with this very spec stays ended (a
+      // bounded job must not run twice); a changed spec deploys again.
+      const Json last = Json::parse(
+          StrOr(old_status.value("reconciliationStatus", Json::object()), "lastReconciledSpec"),
+          nullptr, false);
+      if (terminal && !StrOr(js, "jobId").empty() && last.is_object() &&
+          UpgradeKey(last) == upgrade_key) {
+        rec.finished = true;
+        rec.finished_key = upgrade_key;
+        rec.terminal_job_status = js;
+        status["jobStatus"] = js;
+        return WriteStatus(fj, rec, status);
+      }
+      bool was_deployed = !StrOr(js, "jobId").empty() && !terminal;
       if (was_deployed && mode != "stateless") {
         std::string chk = StrOr(js.value("lastCheckpoint", Json::object()), "path");
         restore = NewestSnapshot({LatestCheckpoint(ParentDir(chk)), chk, LastSavepointPath(rec)});

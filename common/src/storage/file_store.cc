@@ -38,7 +38,6 @@ std::string RandomSuffix() {
   return buf;
 }
 
-/// Writes all of `data` to `fd`.
 /// Fsyncs a directory so that a rename in it survives a crash (best effort).
 void SyncDir(const fs::path& dir) {
   int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);

@@ -123,7 +123,11 @@ struct KubeClient::Impl {
     req.headers().add("Accept", "application/json");
     req.headers().add("User-Agent", options.user_agent);
     if (std::string t = Token(); !t.empty()) req.headers().add("Authorization", "Bearer " + t);
-    if (body) req.set_body(body->dump(), std::string(content_type));
+    // Invalid UTF-8 (a cut failure message) is replaced rather than thrown.
+    if (body) {
+      req.set_body(body->dump(-1, ' ', false, Json::error_handler_t::replace),
+                   std::string(content_type));
+    }
     return req;
   }
 

@@ -117,7 +117,6 @@ Status TransportError(const std::error_code& ec, const std::string& what,
   return Status::IOError("connection failed: " + msg);
 }
 
-/// Writes all of `data` to `fd`.
 class CppRestTransport final : public HttpTransport {
  public:
   CppRestTransport(std::unique_ptr<http::client::http_client> client,
