@@ -218,7 +218,10 @@ struct Record {
   Json checkpoint_info = Json::object();
   Json last_written;
   std::string last_error;
-  int64_t retry_after_ms = 0;     // steady ms: no new stop-with-savepoint before (after a failure)
+  int64_t retry_after_ms = 0;
+  /// The spec an upgrade savepoint failed for: not retried until the spec changes again, and
+  /// the status keeps describing the spec that runs.
+  std::string failed_upgrade_key;     // steady ms: no new stop-with-savepoint before (after a failure)
   std::string invalid_event_for;  // spec key an InvalidSpec Event was sent for
   bool finished = false;          // the job reached a terminal state on its own
   std::string finished_key;
@@ -581,41 +584,33 @@ struct FlinkJobOperator::Impl {
     return d;
   }
 
-  /// Cancels the job (when still running) and removes its JobMaster and pods.
+  /// Cancels the job (when still running) and removes its JobMaster and pods. The control plane
+  /// is destroyed here, on the reconcile thread, after REST and metrics let go of it.
   void Teardown(Deployment& d) {
-    if (d.cp) {
-      auto info = d.cp->Job(d.job_id);
-      if (info && !IsTerminal(info->state)) {
-        (void)d.cp->Cancel(d.job_id);
-        d.cp->WaitForJob(d.job_id, 10000);
+    std::shared_ptr<ControlPlane> registered;
+    {
+      std::lock_guard<std::mutex> lock(rest_mu);
+      for (auto it = running.begin(); it != running.end();) {
+        if (it->second.first == d.job_id) {
+          registered = std::move(it->second.second);
+          it = running.erase(it);
+        } else {
+          ++it;
+        }
       }
-      d.cp.reset();  // shuts the workers down and deletes their pods
     }
-    std::lock_guard<std::mutex> lock(rest_mu);
-    for (auto it = running.begin(); it != running.end();) {
-      it = it->second.first == d.job_id ? running.erase(it) : std::next(it);
+    registered.reset();
+    if (!d.cp) return;
+    auto info = d.cp->Job(d.job_id);
+    if (info && !IsTerminal(info->state)) {
+      (void)d.cp->Cancel(d.job_id);
+      d.cp->WaitForJob(d.job_id, 10000);
     }
-  }
-
-  /// Starts Flink's stop-with-savepoint of the deployed job for `op` (an upgrade or suspend);
-  /// the reconciles that follow poll it.
-  Status StopWithSavepoint(Record& rec, PendingOp op, const char* what) {
-    auto t = rec.dep->cp->TriggerSavepoint(rec.dep->job_id, "", /*stop=*/true, false);
-    if (!t.ok()) return t.status().WithContext(std::string(what) + " with a savepoint");
-    rec.op = op;
-    rec.trigger_id = *t;
-    rec.op_started_ms = EpochMillis();
-    return Status::Ok();
-  }
-
-  /// Where a job stopped without a savepoint (last-state; savepoint mode while not RUNNING)
-  /// resumes: the newest of its checkpoints and the FlinkJob's last savepoint.
-  static std::string NewestSnapshotOf(const Record& rec, const std::optional<JobInfo>& info) {
-    std::string latest = info && info->checkpoints.latest_completed
-                             ? info->checkpoints.latest_completed->path
-                             : std::string();
-    return NewestSnapshot(
-        {LatestCheckpoint(info ? info->checkpoint_dir : ""), latest, LastSavepointPath(rec)});
+    // A REST request or scrape may still hold a reference for a moment.
+    for (int i = 0; i < 500 && d.cp.use_count() > 1; ++i) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    d.cp.reset();  // shuts the workers down and deletes their pods
   }
 
   // ------------------------------------------------------------------ reconcile
@@ -854,7 +849,7 @@ Status FlinkJobOperator::Impl::Reconcile(const std::string& key, int64_t& requeu
       rec.last_error = msg;  // shown until the next deployment
       rec.retry_after_ms = SteadyMillis() + 10000;
       // Try again only when the spec changes again.
-      if (rec.dep) rec.dep->upgrade_key = desired == "running" ? upgrade_key : rec.dep->upgrade_key;
+      if (desired == "running") rec.failed_upgrade_key = upgrade_key;
     } else {
       Event(fj, "Normal", "SavepointCompleted",
             std::string("savepoint for the ") + what + ": " + path);
@@ -909,7 +904,8 @@ Status FlinkJobOperator::Impl::Reconcile(const std::string& key, int64_t& requeu
   }
 
   // ---- running: upgrade when the spec changed
-  if (rec.dep && rec.dep->upgrade_key != upgrade_key && rec.op == PendingOp::kNone) {
+  if (rec.dep && rec.dep->upgrade_key != upgrade_key && rec.failed_upgrade_key != upgrade_key &&
+      rec.op == PendingOp::kNone) {
     auto info = rec.dep->cp->Job(rec.dep->job_id);
     Event(fj, "Normal", "SpecChanged", "upgrading the job (upgradeMode " + mode + ")");
     if (mode == "savepoint" && info && info->state == JobState::kRunning) {
@@ -960,11 +956,15 @@ Status FlinkJobOperator::Impl::Reconcile(const std::string& key, int64_t& requeu
         status["jobStatus"] = js;
         return WriteStatus(fj, rec, status);
       }
-      bool was_deployed = !StrOr(js, "jobId").empty() && !terminal;
-      if (was_deployed && mode != "stateless") {
+      // A FAILED job whose spec changed resumes from its newest snapshot too (the fix of
+      // what made it fail); FINISHED and CANCELED ones start over.
+      bool resumable = !StrOr(js, "jobId").empty() && (!terminal || prev_state == "FAILED");
+      if (resumable && mode != "stateless") {
         std::string chk = StrOr(js.value("lastCheckpoint", Json::object()), "path");
         restore = NewestSnapshot({LatestCheckpoint(ParentDir(chk)), chk, LastSavepointPath(rec)});
-        why = prev_state == "SUSPENDED" ? "resuming" : "taking over from the previous operator";
+        why = prev_state == "SUSPENDED" ? "resuming"
+              : prev_state == "FAILED"  ? "the failed job's newest snapshot"
+                                        : "taking over from the previous operator";
       } else if (StrOr(js, "jobId").empty()) {
         restore = StrOr(spec, "initialSavepointPath");
         if (!restore.empty()) why = "initialSavepointPath";
@@ -985,6 +985,7 @@ Status FlinkJobOperator::Impl::Reconcile(const std::string& key, int64_t& requeu
     }
     rec.dep = std::move(*d);
     rec.last_error.clear();
+    rec.failed_upgrade_key.clear();
     Publish(key, rec.dep.get());
     rec.restore_from.reset();
     rec.finished = false;
@@ -1060,14 +1061,24 @@ Status FlinkJobOperator::Impl::Reconcile(const std::string& key, int64_t& requeu
   // ---- observe
   std::optional<JobInfo> info;
   status["jobStatus"] = JobStatusJson(fj, rec, &info);
-  status["parallelism"] = IntOr(spec, "parallelism", 1);
   status["taskManagers"] = rec.dep ? rec.dep->launcher->RunningPods() : 0;
-  status["observedGeneration"] = generation;
-  if (!status.contains("reconciliationStatus"))
-    status["reconciliationStatus"] = {{"state", "DEPLOYED"}, {"lastReconciledSpec", spec.dump()}};
+  // After a failed upgrade the job still runs the previous spec: the status says so rather
+  // than describing the new one.
+  const bool applied = !rec.dep || rec.dep->upgrade_key == upgrade_key;
+  if (!status.contains("reconciliationStatus") || !status["reconciliationStatus"].is_object())
+    status["reconciliationStatus"] = Json::object();
   status["reconciliationStatus"]["state"] = "DEPLOYED";
-  status["reconciliationStatus"]["lastReconciledSpec"] = spec.dump();
-  if (info) {
+  if (applied) {
+    status["parallelism"] = IntOr(spec, "parallelism", 1);
+    status["observedGeneration"] = generation;
+    status["reconciliationStatus"]["lastReconciledSpec"] = spec.dump();
+  }
+  if (info && !applied && !IsTerminal(info->state)) {
+    conditions.push_back(Condition("Ready", false, "UpgradeFailed",
+                                   rec.last_error.empty() ? "the upgrade did not happen"
+                                                          : rec.last_error,
+                                   generation));
+  } else if (info) {
     switch (info->state) {
       case JobState::kRunning:
         status["lifecycleState"] = "STABLE";
@@ -1100,10 +1111,8 @@ Status FlinkJobOperator::Impl::Reconcile(const std::string& key, int64_t& requeu
                 (info->state != JobState::kFailed || info->failure.empty() ? ""
                                                                            : ": " + info->failure));
       rec.finished = true;
-      rec.finished_key = upgrade_key;
+      rec.finished_key = rec.dep->upgrade_key;  // the spec that ran, not necessarily the current
       rec.terminal_job_status = status["jobStatus"];
-      rec.terminal_job_status["taskManagers"] = 0;
-      rec.terminal_job_status.erase("taskManagers");
       Teardown(*rec.dep);
       rec.dep.reset();
       status["taskManagers"] = 0;

@@ -188,6 +188,15 @@ std::vector<WorkerLauncher::Exit> KubernetesLauncher::PollExits() {
 }
 
 void KubernetesLauncher::StopAll() {
+  // No queued create may run after the pods are deleted: stop the queue first (the operation
+  // in progress, if any, finishes).
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    stopping_ = true;
+    ops_.clear();
+  }
+  cv_.notify_all();
+  if (thread_.joinable()) thread_.join();
   std::string path =
       "/api/v1/namespaces/" + o_.ns + "/pods?labelSelector=" + k8s::QueryEscape(LabelSelector());
   auto r = client_->Request("DELETE", path);

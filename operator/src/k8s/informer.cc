@@ -21,7 +21,11 @@ void Informer::Start() {
 }
 
 void Informer::Stop() {
-  stop_ = true;
+  {
+    // Under the mutex: a Run() between checking stop_ and waiting must not miss the wakeup.
+    std::lock_guard<std::mutex> lock(mu_);
+    stop_ = true;
+  }
   cv_.notify_all();
   if (thread_.joinable()) thread_.join();
 }
