@@ -221,7 +221,8 @@ struct Record {
   int64_t retry_after_ms = 0;
   /// The spec an upgrade savepoint failed for: not retried until the spec changes again, and
   /// the status keeps describing the spec that runs.
-  std::string failed_upgrade_key;     // steady ms: no new stop-with-savepoint before (after a failure)
+  std::string failed_upgrade_key;
+  std::string spec_changed_event_for;  // the spec a SpecChanged Event was sent for     // steady ms: no new stop-with-savepoint before (after a failure)
   std::string invalid_event_for;  // spec key an InvalidSpec Event was sent for
   bool finished = false;          // the job reached a terminal state on its own
   std::string finished_key;
@@ -613,6 +614,53 @@ struct FlinkJobOperator::Impl {
     d.cp.reset();  // shuts the workers down and deletes their pods
   }
 
+  /// Starts Flink's stop-with-savepoint of the deployed job for `op` (an upgrade or suspend);
+  /// the reconciles that follow poll it.
+  Status StopWithSavepoint(Record& rec, PendingOp op, const char* what) {
+    auto t = rec.dep->cp->TriggerSavepoint(rec.dep->job_id, "", /*stop=*/true, false);
+    if (!t.ok()) return t.status().WithContext(std::string(what) + " with a savepoint");
+    rec.op = op;
+    rec.trigger_id = *t;
+    rec.op_started_ms = EpochMillis();
+    return Status::Ok();
+  }
+
+  /// Where a job stopped without a savepoint (last-state; savepoint mode while not RUNNING)
+  /// resumes: the newest of its checkpoints, the snapshot it started from (an upgrade before
+  /// its first checkpoint must not fall back to something older) and the FlinkJob's last
+  /// savepoint.
+  static std::string NewestSnapshotOf(const Record& rec, const std::optional<JobInfo>& info) {
+    std::string latest = info && info->checkpoints.latest_completed
+                             ? info->checkpoints.latest_completed->path
+                             : std::string();
+    std::string restored = info && info->checkpoints.latest_restored
+                               ? info->checkpoints.latest_restored->path
+                               : std::string();
+    return NewestSnapshot({LatestCheckpoint(info ? info->checkpoint_dir : ""), latest, restored,
+                           LastSavepointPath(rec)});
+  }
+
+  /// Polls a pending manual (nonce) savepoint; once it ended, records it (or the failure, which
+  /// stays in status.error until the next deployment) and clears the pending operation.
+  Status SettleManualSavepoint(const Json& fj, Record& rec) {
+    bool done = false;
+    std::string path, failure;
+    EDDY_RETURN_NOT_OK(PollSavepoint(fj, rec, done, path, failure));
+    if (!done) return Status::Ok();
+    rec.op = PendingOp::kNone;
+    rec.savepoint_info["triggerNonce"] = rec.op_nonce;
+    rec.savepoint_info["triggerId"] = "";
+    if (failure.empty()) {
+      RecordSavepoint(rec, path, "manual", rec.op_nonce);
+      Event(fj, "Normal", "SavepointCompleted", "savepoint " + path);
+    } else {
+      Event(fj, "Warning", "SavepointFailed",
+            "savepoint for nonce " + std::to_string(rec.op_nonce) + ": " + failure);
+      rec.last_error = "savepoint failed: " + failure;
+    }
+    return Status::Ok();
+  }
+
   // ------------------------------------------------------------------ reconcile
   Status Reconcile(const std::string& key, int64_t& requeue);
   Status ReconcileDeletion(const Json& fj, Record& rec, int64_t& requeue);
@@ -704,6 +752,16 @@ Status FlinkJobOperator::Impl::ReconcileDeletion(const Json& fj, Record& rec, in
     if (rec.dep) Teardown(*rec.dep);
     rec.dep.reset();
     return Status::Ok();
+  }
+  // A stop-with-savepoint already in flight (upgrade, suspend) serves as the final savepoint; a
+  // manual one finishes first. Never two at once.
+  if (rec.op == PendingOp::kUpgrade || rec.op == PendingOp::kSuspend) rec.op = PendingOp::kDelete;
+  if (rec.op == PendingOp::kSavepoint) {
+    EDDY_RETURN_NOT_OK(SettleManualSavepoint(fj, rec));
+    if (rec.op == PendingOp::kSavepoint) {
+      requeue = 500;
+      return Status::Ok();
+    }
   }
   bool want_savepoint = o.savepoint_on_deletion;
   if (md.contains("annotations") && md["annotations"].contains("eddy.dev/savepoint-on-deletion"))
@@ -866,7 +924,14 @@ Status FlinkJobOperator::Impl::Reconcile(const std::string& key, int64_t& requeu
     }
   }
 
-  // ---- suspended
+  // ---- suspended (a manual savepoint in flight finishes first)
+  if (desired == "suspended" && rec.op == PendingOp::kSavepoint) {
+    EDDY_RETURN_NOT_OK(SettleManualSavepoint(fj, rec));
+    if (rec.op == PendingOp::kSavepoint) {
+      requeue = 500;
+      return Status::Ok();
+    }
+  }
   if (desired == "suspended") {
     if (rec.dep) {
       auto info = rec.dep->cp->Job(rec.dep->job_id);
@@ -907,7 +972,10 @@ Status FlinkJobOperator::Impl::Reconcile(const std::string& key, int64_t& requeu
   if (rec.dep && rec.dep->upgrade_key != upgrade_key && rec.failed_upgrade_key != upgrade_key &&
       rec.op == PendingOp::kNone) {
     auto info = rec.dep->cp->Job(rec.dep->job_id);
-    Event(fj, "Normal", "SpecChanged", "upgrading the job (upgradeMode " + mode + ")");
+    if (rec.spec_changed_event_for != upgrade_key) {  // once per spec, not per retry
+      Event(fj, "Normal", "SpecChanged", "upgrading the job (upgradeMode " + mode + ")");
+      rec.spec_changed_event_for = upgrade_key;
+    }
     if (mode == "savepoint" && info && info->state == JobState::kRunning) {
       EDDY_RETURN_NOT_OK(StopWithSavepoint(rec, PendingOp::kUpgrade, "upgrade"));
       status["lifecycleState"] = "UPGRADING";
@@ -1005,22 +1073,7 @@ Status FlinkJobOperator::Impl::Reconcile(const std::string& key, int64_t& requeu
   int64_t nonce = IntOr(spec, "savepointTriggerNonce", 0);
   int64_t handled = IntOr(rec.savepoint_info, "triggerNonce", 0);
   if (rec.op == PendingOp::kSavepoint) {
-    bool done = false;
-    std::string path, failure;
-    EDDY_RETURN_NOT_OK(PollSavepoint(fj, rec, done, path, failure));
-    if (done) {
-      rec.op = PendingOp::kNone;
-      rec.savepoint_info["triggerNonce"] = rec.op_nonce;
-      rec.savepoint_info["triggerId"] = "";
-      if (failure.empty()) {
-        RecordSavepoint(rec, path, "manual", rec.op_nonce);
-        Event(fj, "Normal", "SavepointCompleted", "savepoint " + path);
-      } else {
-        Event(fj, "Warning", "SavepointFailed",
-              "savepoint for nonce " + std::to_string(rec.op_nonce) + ": " + failure);
-        status["error"] = "savepoint failed: " + failure;
-      }
-    }
+    EDDY_RETURN_NOT_OK(SettleManualSavepoint(fj, rec));
   } else if (spec.contains("savepointTriggerNonce") && nonce != handled && rec.dep) {
     auto info = rec.dep->cp->Job(rec.dep->job_id);
     if (info && info->state == JobState::kRunning) {
