@@ -218,11 +218,11 @@ struct Record {
   Json checkpoint_info = Json::object();
   Json last_written;
   std::string last_error;
-  int64_t retry_after_ms = 0;
+  int64_t retry_after_ms = 0;  // steady ms: no new stop-with-savepoint before (after a failure)
   /// The spec an upgrade savepoint failed for: not retried until the spec changes again, and
   /// the status keeps describing the spec that runs.
   std::string failed_upgrade_key;
-  std::string spec_changed_event_for;  // the spec a SpecChanged Event was sent for     // steady ms: no new stop-with-savepoint before (after a failure)
+  std::string spec_changed_event_for;  // the spec a SpecChanged Event was sent for
   std::string invalid_event_for;  // spec key an InvalidSpec Event was sent for
   bool finished = false;          // the job reached a terminal state on its own
   std::string finished_key;
