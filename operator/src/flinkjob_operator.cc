@@ -223,8 +223,8 @@ struct Record {
   /// the status keeps describing the spec that runs.
   std::string failed_upgrade_key;
   std::string spec_changed_event_for;  // the spec a SpecChanged Event was sent for
-  std::string invalid_event_for;  // spec key an InvalidSpec Event was sent for
-  bool finished = false;          // the job reached a terminal state on its own
+  std::string invalid_event_for;       // spec key an InvalidSpec Event was sent for
+  bool finished = false;               // the job reached a terminal state on its own
   std::string finished_key;
   Json terminal_job_status;
 };
@@ -1127,10 +1127,9 @@ Status FlinkJobOperator::Impl::Reconcile(const std::string& key, int64_t& requeu
     status["reconciliationStatus"]["lastReconciledSpec"] = spec.dump();
   }
   if (info && !applied && !IsTerminal(info->state)) {
-    conditions.push_back(Condition("Ready", false, "UpgradeFailed",
-                                   rec.last_error.empty() ? "the upgrade did not happen"
-                                                          : rec.last_error,
-                                   generation));
+    conditions.push_back(Condition(
+        "Ready", false, "UpgradeFailed",
+        rec.last_error.empty() ? "the upgrade did not happen" : rec.last_error, generation));
   } else if (info) {
     switch (info->state) {
       case JobState::kRunning:
