@@ -113,3 +113,39 @@ def test_last_state_upgrade_continues_from_checkpoint(eddy, ns, tmp_path):
                  what="every key counted 20 more after the upgrade")
         after = assert_counts_continue(read_rows(out), exactly_once=False, what="after last-state")
         assert all(after[k] > before[k] for k in before), (before, after)
+
+
+def test_two_last_state_upgrades_before_a_checkpoint(eddy, ns, tmp_path):
+    """The second upgrade comes before the first upgraded job took a checkpoint: it must resume
+    from the snapshot that job started from, not start empty (counts reset to 1)."""
+    out = eddy.output_dir(tmp_path) / "counts.jsonl"
+    doc = eddy.flinkjob("ls2", counting_job(out), parallelism=1, maxParallelism=64,
+                        upgradeMode="last-state",
+                        checkpointing={"interval": "1s", "storage": eddy.s3.uri(f"{ns}/chk")})
+    with eddy.watch(ns, "ls2") as w:
+        eddy.apply(ns, doc)
+        first = w.wait(lambda s: s.state == "RUNNING"
+                       and (s.status.get("jobStatus") or {}).get("lastCheckpoint"), 60,
+                       "RUNNING with a checkpoint")
+        wait_for(lambda: n_rows(out) >= 150, 30, 0.3, what="150 output rows")
+        before = assert_counts_continue(read_rows(out), what="before the upgrades")
+
+        # upgrade 1: checkpoints every 10 min from now on, so the new job takes none
+        mark = w.mark()
+        eddy.patch(ns, "ls2", {"checkpointing": {"interval": "10m"}})
+        second = w.wait(lambda s: s.state == "RUNNING" and s.job_id != first.job_id, 60,
+                        "the first upgrade RUNNING", since=mark)
+        # upgrade 2, at once
+        mark = w.mark()
+        eddy.cp.kubectl("scale", "-n", ns, "fj/ls2", "--replicas=2")
+        third = w.wait(lambda s: s.state == "RUNNING" and s.job_id not in (first.job_id,
+                                                                          second.job_id), 60,
+                       "the second upgrade RUNNING", since=mark)
+        uid = third.obj["metadata"]["uid"]
+        ev = eddy.wait_event(ns, uid, "JobDeployed", lambda e: third.job_id in e["message"])
+        assert eddy.s3.uri(f"{ns}/chk/{first.job_id}/chk-") in ev[0]["message"], ev[0]["message"]
+        target = {k: v + 20 for k, v in before.items()}
+        wait_for(lambda: all(max(counts_by_key(read_rows(out)).get(k, [0])) >= t
+                             for k, t in target.items()), 30, 0.3,
+                 what="every key counted 20 more after the second upgrade")
+        assert_counts_continue(read_rows(out), exactly_once=False, what="after two upgrades")
