@@ -149,3 +149,25 @@ def test_two_last_state_upgrades_before_a_checkpoint(eddy, ns, tmp_path):
                              for k, t in target.items()), 30, 0.3,
                  what="every key counted 20 more after the second upgrade")
         assert_counts_continue(read_rows(out), exactly_once=False, what="after two upgrades")
+
+
+def test_failed_upgrade_savepoint_leaves_the_job_and_says_so(eddy, ns, tmp_path):
+    """The stop-with-savepoint of an upgrade fails (an unwritable savepointDir): the job keeps
+    running the previous spec, and the status says that instead of claiming the new one."""
+    out = eddy.output_dir(tmp_path) / "counts.jsonl"
+    doc = eddy.flinkjob("badsp", counting_job(out), parallelism=1, maxParallelism=64,
+                        upgradeMode="savepoint", savepointDir="file:///proc/eddy-no-such-dir")
+    with eddy.watch(ns, "badsp") as w:
+        eddy.apply(ns, doc)
+        first = w.wait(lambda s: s.state == "RUNNING" and s.lifecycle == "STABLE", 60, "RUNNING")
+        gen1 = first.obj["metadata"]["generation"]
+        mark = w.mark()
+        eddy.cp.kubectl("scale", "-n", ns, "fj/badsp", "--replicas=2")
+        failed = w.wait(lambda s: (s.condition() or {}).get("reason") == "UpgradeFailed", 60,
+                        "Ready False, reason UpgradeFailed", since=mark)
+    assert failed.job_id == first.job_id and failed.state == "RUNNING"
+    assert "savepoint failed" in failed.status.get("error", ""), failed.status
+    assert failed.status["parallelism"] == 1 and failed.status["observedGeneration"] == gen1
+    uid = failed.obj["metadata"]["uid"]
+    assert len(eddy.events(ns, uid, "SpecChanged")) == 1
+    assert len(eddy.worker_pods(ns, "badsp")) == 1
