@@ -8,6 +8,8 @@
     InvalidSpec and a message naming the field, and sends a Warning Event InvalidSpec per spec
     version. Fixing the spec deploys the job."""
 
+import time
+
 import pytest
 
 from cluster import wait_for
@@ -123,3 +125,24 @@ def test_malformed_pod_template_is_refused_not_fatal(eddy, ns, tmp_path):
         assert "spec.taskManager.podTemplate.spec.containers[0]" in cond["message"], cond
     assert eddy.worker_pods(ns, "bad-tpl", all_pods=True) == []
     assert eddy.pod_http(eddy.operator_pod(), 8085, "/healthz")[0] == 200
+
+
+def test_fatal_deployment_error_is_not_retried(eddy, ns, tmp_path):
+    """A deployment that cannot work (initialSavepointPath names nothing) fails once with an
+    Event and the reason in status; it is not retried every 10 s until the spec changes."""
+    out = eddy.output_dir(tmp_path) / "never.jsonl"
+    doc = eddy.flinkjob("nosp", window_job(out, {"tumbling": "1s"}, {"cnt": "count()"}),
+                        parallelism=1, initialSavepointPath=f"file://{tmp_path}/no-such-savepoint")
+    with eddy.watch(ns, "nosp") as w:
+        eddy.apply(ns, doc)
+        failed = w.wait(lambda s: (s.condition() or {}).get("reason") == "DeploymentFailed", 30,
+                        "Ready False, reason DeploymentFailed")
+    assert "no-such-savepoint" in failed.status.get("error", ""), failed.status
+    uid = failed.obj["metadata"]["uid"]
+    # the retry interval of retryable failures is 10 s: a fatal one must not come back
+    time.sleep(12)
+    assert len(eddy.events(ns, uid, "DeploymentFailed")) == 1
+    # a new spec is tried again (and fails again, once)
+    eddy.patch(ns, "nosp", {"initialSavepointPath": f"file://{tmp_path}/still-nothing"})
+    wait_for(lambda: len(eddy.events(ns, uid, "DeploymentFailed")) == 2, 30, 0.3,
+             what="a second DeploymentFailed for the new spec")

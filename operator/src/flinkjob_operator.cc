@@ -223,6 +223,7 @@ struct Record {
   /// the status keeps describing the spec that runs.
   std::string failed_upgrade_key;
   std::string spec_changed_event_for;  // the spec a SpecChanged Event was sent for
+  std::string deploy_failed_key;       // the spec whose deployment failed for good
   std::string invalid_event_for;       // spec key an InvalidSpec Event was sent for
   bool finished = false;               // the job reached a terminal state on its own
   std::string finished_key;
@@ -992,6 +993,7 @@ Status FlinkJobOperator::Impl::Reconcile(const std::string& key, int64_t& requeu
 
   // ---- running: deploy
   if (!rec.dep && rec.op == PendingOp::kNone) {
+    if (rec.deploy_failed_key == upgrade_key) return Status::Ok();  // status already says why
     if (rec.finished && rec.finished_key == upgrade_key) {
       status["jobStatus"] = rec.terminal_job_status;
       return WriteStatus(fj, rec, status);
@@ -1048,10 +1050,15 @@ Status FlinkJobOperator::Impl::Reconcile(const std::string& key, int64_t& requeu
       status["conditions"] =
           Json::array({Condition("Ready", false, "DeploymentFailed", msg, generation)});
       (void)WriteStatus(fj, rec, status);
-      requeue = 10000;
+      if (d.status().IsRetryable()) {
+        requeue = 10000;  // the store or the API server may be back soon
+      } else {
+        rec.deploy_failed_key = upgrade_key;  // fatal (a bad snapshot path): wait for a new spec
+      }
       return Status::Ok();
     }
     rec.dep = std::move(*d);
+    rec.deploy_failed_key.clear();
     rec.last_error.clear();
     rec.failed_upgrade_key.clear();
     Publish(key, rec.dep.get());
