@@ -254,6 +254,20 @@ class StatusWatch:
 
 
 # ---------------------------------------------------------------------- outputs
+def running_count_job(out, count, rate, keys):
+    """A keyed running count and sum over a bounded generator (one source subtask, so every
+    key's records arrive in n order and the sums are deterministic) into a transactional file
+    sink at `out`: rows {k, cnt, total}; expected rows: running_count_rows(count, keys)."""
+    return {
+        "sources": [{"name": "gen", "uid": "gen", "parallelism": 1, "generator": {
+            "count": count, "rate": rate, "fields": {"k": f"'k' + (n % {keys})", "v": "n"}}}],
+        "steps": [{"name": "c", "from": "gen", "keyBy": ["k"], "uid": "counts",
+                   "aggregate": {"cnt": "count()", "total": "sum(v)"}}],
+        "sinks": [{"name": "out", "from": "c", "uid": "sink",
+                   "file": {"path": str(out), "transactional": True}}],
+    }
+
+
 def running_count_rows(count, keys):
     """The rows of a keyed running count and sum over a generator's n = 0 … count-1 keyed
     "k{n % keys}": (key, count so far, sum of n so far), in n order."""

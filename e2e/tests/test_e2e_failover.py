@@ -14,7 +14,7 @@ import threading
 import time
 
 from cluster import wait_for
-from eddy_k8s import is_running, read_rows, running_count_rows
+from eddy_k8s import is_running, read_rows, running_count_job, running_count_rows
 
 COUNT, RATE, KEYS = 5000, 500, 7
 PART = re.compile(r"^part-(\d+)-(\d+)-(\d+)\.jsonl$")
@@ -31,16 +31,8 @@ def committed_parts(out):
 
 def test_worker_pod_deleted_exactly_once(eddy, ns, tmp_path):
     out = eddy.output_dir(tmp_path) / "out"
-    doc = eddy.flinkjob("failover", {
-        # one source subtask: every key's records arrive in n order, so the running sums are
-        # deterministic (with two, their interleaving would decide them)
-        "sources": [{"name": "gen", "uid": "gen", "parallelism": 1, "generator": {
-            "count": COUNT, "rate": RATE, "fields": {"k": f"'k' + (n % {KEYS})", "v": "n"}}}],
-        "steps": [{"name": "c", "from": "gen", "keyBy": ["k"], "uid": "counts",
-                   "aggregate": {"cnt": "count()", "total": "sum(v)"}}],
-        "sinks": [{"name": "out", "from": "c", "uid": "sink",
-                   "file": {"path": str(out), "transactional": True}}],
-    }, parallelism=2, taskManager={"slots": 1},
+    doc = eddy.flinkjob("failover", running_count_job(out, COUNT, RATE, KEYS),
+                        parallelism=2, taskManager={"slots": 1},
         checkpointing={"interval": "1s", "mode": "exactly-once",
                        "storage": eddy.s3.uri(f"{ns}/chk")},
         restartStrategy={"type": "fixed-delay", "attempts": 10, "delay": "200ms"})

@@ -26,7 +26,7 @@ import pytest
 
 from cluster import wait_for
 from eddy_k8s import (RELEASE_NS, assert_counts_continue, counts_by_key, read_rows,
-                      running_count_rows)
+                      running_count_job, running_count_rows)
 
 COUNT, RATE, KEYS = 4000, 400, 5
 PART = re.compile(r"^part-\d+-\d+-\d+\.jsonl$")
@@ -54,14 +54,8 @@ def checkpoint_ids(eddy, storage, job_id):
 
 def kill_operator_during_job(eddy, ns, out, storage):
     """The takeover scenario; returns what happened: {frozen, newest, restored, duplicates}."""
-    doc = eddy.flinkjob("takeover", {
-        "sources": [{"name": "gen", "uid": "gen", "parallelism": 1, "generator": {
-            "count": COUNT, "rate": RATE, "fields": {"k": f"'k' + (n % {KEYS})", "v": "n"}}}],
-        "steps": [{"name": "c", "from": "gen", "keyBy": ["k"], "uid": "counts",
-                   "aggregate": {"cnt": "count()", "total": "sum(v)"}}],
-        "sinks": [{"name": "out", "from": "c", "uid": "sink",
-                   "file": {"path": str(out), "transactional": True}}],
-    }, parallelism=2, upgradeMode="last-state",
+    doc = eddy.flinkjob("takeover", running_count_job(out, COUNT, RATE, KEYS),
+                        parallelism=2, upgradeMode="last-state",
         checkpointing={"interval": "1s", "mode": "exactly-once", "storage": storage})
 
     with eddy.watch(ns, "takeover") as w:
