@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <yaml-cpp/yaml.h>
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstdio>
@@ -351,7 +352,23 @@ struct ControlPlane::Impl {
       rc = *from_spec;
     }
     j->restart = std::make_unique<RestartStrategy>(rc, next_job + 1);
-    j->id = NewJobId(next_job++);
+    if (!sub.job_id.empty()) {
+      bool hex =
+          sub.job_id.size() == 32 && std::all_of(sub.job_id.begin(), sub.job_id.end(), [](char c) {
+            return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f');
+          });
+      if (!hex) {
+        return Status::InvalidArgument("job id '" + sub.job_id +
+                                       "' is not 32 lowercase hex digits");
+      }
+      if (jobs.count(sub.job_id)) {
+        return Status::AlreadyExists("job id " + sub.job_id + " is in use");
+      }
+      j->id = sub.job_id;
+      ++next_job;
+    } else {
+      j->id = NewJobId(next_job++);
+    }
     j->name = j->compiled.name;
     EDDY_RETURN_NOT_OK(SetUpCheckpoints(*j, sub));
     j->plan_json = j->graph->ToJson();

@@ -8,6 +8,7 @@
 #include "eddy/control/flinkjob_operator.h"
 #include "eddy/k8s/kube_client.h"
 #include "eddy/k8s/kube_config.h"
+#include "operator/src/flinkjob_resources.h"
 
 namespace eddy::k8s {
 namespace {

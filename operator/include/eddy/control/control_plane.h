@@ -73,7 +73,10 @@ struct JobSubmission {
   std::string checkpoint_storage;
   std::string savepoint_dir;
   /// Overrides the spec's checkpointing.unaligned when set.
-  std::optional<bool> unaligned_checkpoints;
+  std::optional<bool> unaligned_checkpoints;  /// The job id to use (32 lowercase hex digits, not in
+                                              /// use), "" = a new one. The operator picks
+  /// it so that the FlinkJob status names the job (and its checkpoint directory) before it runs.
+  std::string job_id;
 };
 
 struct SubtaskInfo {

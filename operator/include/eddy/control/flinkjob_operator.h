@@ -78,7 +78,4 @@ class FlinkJobOperator {
   std::unique_ptr<Impl> impl_;
 };
 
-/// Epoch ms → "2025-01-01T00:01:00Z".
-std::string Rfc3339(int64_t epoch_ms);
-
 }  // namespace eddy::control
