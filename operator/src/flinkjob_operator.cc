@@ -4,6 +4,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
+#include <deque>
 #include <map>
 #include <mutex>
 #include <optional>
@@ -24,10 +25,65 @@ namespace {
 
 using k8s::Json;
 
-/// The JobMasters for the REST API and metrics: FlinkJob key → (job id, control plane).
-struct JobRegistry {
-  mutable std::mutex mu;
+/// The JobMasters for the REST API and metrics: FlinkJob key → (job id, control plane). It also
+/// destroys stopped control planes on a thread of its own: waiting for REST requests and scrapes
+/// to let go, then stopping the workers and deleting their pods takes up to ~35 s, which the
+/// reconcile thread (and every other FlinkJob) should not wait for.
+class JobRegistry {
+ public:
+  ~JobRegistry() { Drain(); }
+
+  mutable std::mutex mu;  // jobs
   std::map<std::string, std::pair<std::string, std::shared_ptr<ControlPlane>>> jobs;
+
+  /// Any thread. Destroyed at once when draining.
+  void Dispose(std::shared_ptr<ControlPlane> cp) {
+    {
+      std::lock_guard<std::mutex> lock(reap_mu_);
+      if (!draining_) {
+        if (!reaper_.joinable()) reaper_ = std::thread([this] { Reap(); });
+        reap_.push_back(std::move(cp));
+        reap_cv_.notify_all();
+        return;
+      }
+    }
+    Destroy(std::move(cp));
+  }
+  /// Destroys what was disposed of and ends the thread. Any thread but the reaper's.
+  void Drain() {
+    {
+      std::lock_guard<std::mutex> lock(reap_mu_);
+      draining_ = true;
+    }
+    reap_cv_.notify_all();
+    if (reaper_.joinable()) reaper_.join();
+  }
+
+ private:
+  static void Destroy(std::shared_ptr<ControlPlane> cp) {
+    // A REST request or scrape may still hold a reference for a moment.
+    for (int i = 0; i < 500 && cp.use_count() > 1; ++i) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    cp.reset();  // shuts the workers down and deletes their pods
+  }
+  void Reap() {
+    std::unique_lock<std::mutex> lock(reap_mu_);
+    while (true) {
+      reap_cv_.wait(lock, [this] { return draining_ || !reap_.empty(); });
+      if (reap_.empty()) return;
+      std::shared_ptr<ControlPlane> cp = std::move(reap_.front());
+      reap_.pop_front();
+      lock.unlock();
+      Destroy(std::move(cp));
+      lock.lock();
+    }
+  }
+  std::mutex reap_mu_;
+  std::condition_variable reap_cv_;
+  std::deque<std::shared_ptr<ControlPlane>> reap_;
+  bool draining_ = false;
+  std::thread reaper_;
 };
 
 /// The reconciler's Kubernetes writes through the KubeClient. Remembers the resourceVersion its
@@ -115,8 +171,9 @@ class ControlPlaneDeployment final : public JobDeployment {
   }
   int RunningPods() const override { return launcher_ ? launcher_->RunningPods() : 0; }
 
-  /// The control plane is destroyed here, on the caller's (reconcile) thread, after REST and
-  /// metrics let go of it; never under the registry's lock.
+  /// Cancels the job and waits (≤ 10 s) until it is terminal — the reconciler picks the snapshot
+  /// to restore next right after, so no checkpoint may complete later — then leaves the control
+  /// plane to the registry's reaper (REST and metrics let go, workers stop, pods are deleted).
   void Stop() override {
     std::shared_ptr<ControlPlane> registered;
     {
@@ -134,11 +191,7 @@ class ControlPlaneDeployment final : public JobDeployment {
       (void)cp_->Cancel(job_id_);
       cp_->WaitForJob(job_id_, 10000);
     }
-    // A REST request or scrape may still hold a reference for a moment.
-    for (int i = 0; i < 500 && cp_.use_count() > 1; ++i) {
-      std::this_thread::sleep_for(std::chrono::milliseconds(10));
-    }
-    cp_.reset();  // shuts the workers down and deletes their pods
+    registry_.Dispose(std::move(cp_));
   }
 
  private:
@@ -357,6 +410,7 @@ void FlinkJobOperator::Stop(bool stop_jobs) {
     impl_->reconciler->Shutdown(stop_jobs);
     impl_->reconciler.reset();
   }
+  impl_->registry.Drain();
   std::lock_guard<std::mutex> lock(impl_->registry.mu);
   impl_->registry.jobs.clear();
 }

@@ -41,6 +41,21 @@ std::pair<std::string, std::string> JobDirs(const std::string& spec_text,
   return {storage::JoinKey(storage, job_id), cc->savepoint_dir};
 }
 
+/// `to` as an RFC 7386 merge patch that turns `from` into `to`: `to` itself, plus null for every
+/// key of an object in `from` that the same object in `to` no longer has.
+Json MergePatchOver(const Json& from, const Json& to) {
+  if (!from.is_object() || !to.is_object()) return to;
+  Json patch = to;
+  for (const auto& [k, v] : from.items()) {
+    if (!to.contains(k)) {
+      patch[k] = nullptr;
+    } else if (v.is_object() && to[k].is_object()) {
+      patch[k] = MergePatchOver(v, to[k]);
+    }
+  }
+  return patch;
+}
+
 }  // namespace
 
 std::string NewFlinkJobId() {
@@ -220,13 +235,8 @@ struct FlinkJobReconciler::Impl {
     if (status == rec.last_written) return Status::Ok();
     const Json& md = fj["metadata"];
     // A merge patch keeps what it does not mention: fields dropped since the last write (a
-    // cleared error) are sent as null.
-    Json patch = status;
-    if (rec.last_written.is_object()) {
-      for (const auto& [k, v] : rec.last_written.items()) {
-        if (!status.contains(k)) patch[k] = nullptr;
-      }
-    }
+    // cleared error, the job id of a deployment that failed) are sent as null, at every level.
+    Json patch = MergePatchOver(rec.last_written, status);
     Status r = api.PatchStatus(md.value("namespace", ""), md.value("name", ""), patch);
     if (!r.ok()) return r.WithContext("writing the status");
     rec.last_written = std::move(status);
@@ -680,6 +690,10 @@ Status FlinkJobReconciler::Impl::Reconcile(const std::string& key, const std::op
       } else if (StrOr(js, "jobId").empty()) {
         restore = StrOr(spec, "initialSavepointPath");
         if (!restore.empty()) why = "initialSavepointPath";
+      } else if (prev_state == "RECONCILING") {
+        // A stateless deployment the previous operator started (or was starting): what it chose.
+        restore = StrOr(js, "restoredFrom");
+        if (!restore.empty()) why = "the interrupted deployment's snapshot";
       }
     }
     DeleteStalePods(ns, name);
@@ -694,6 +708,7 @@ Status FlinkJobReconciler::Impl::Reconcile(const std::string& key, const std::op
     req.spec_text = spec_text;
     req.restore_from = restore;
     req.job_id = NewFlinkJobId();
+    const Json js_before = status.value("jobStatus", Json::object());
     {
       auto [checkpoint_dir, savepoint_dir] = JobDirs(spec_text, req.job_id);
       Json js = status.value("jobStatus", Json::object());
@@ -721,6 +736,11 @@ Status FlinkJobReconciler::Impl::Reconcile(const std::string& key, const std::op
       status["lifecycleState"] = "FAILED";
       status["conditions"] =
           Json::array({Condition("Ready", false, "DeploymentFailed", msg, generation)});
+      // The job never ran: the status goes back to naming the previous one (a FlinkJob whose
+      // first deployment failed still takes a corrected initialSavepointPath).
+      status["jobStatus"] = js_before;
+      status["jobStatus"]["savepointInfo"] = rec.savepoint_info;
+      status["jobStatus"]["checkpointInfo"] = rec.checkpoint_info;
       (void)WriteStatus(fj, rec, status);
       if (d.status().IsRetryable()) {
         requeue = 10000;  // the store or the API server may be back soon

@@ -513,6 +513,34 @@ TEST_F(FlinkJobReconcilerTest, AFatalDeploymentErrorWaitsForANewSpec) {
   EXPECT_EQ(deployer_.jobs.size(), 1u);
 }
 
+TEST_F(FlinkJobReconcilerTest, AFailedFirstDeploymentTakesACorrectedInitialSavepointPath) {
+  std::string good = WriteSnapshot(dir_ + "/old/savepoint-abcdef-1", "abcdef01", 1, true, 1000);
+  api_.object["spec"]["upgradeMode"] = "stateless";
+  api_.object["spec"]["initialSavepointPath"] = "file://" + dir_ + "/no-such-savepoint";
+  ASSERT_TRUE(Step().ok());
+  deployer_.fail_next = Status::InvalidArgument("injected: no such savepoint");
+  ASSERT_TRUE(Step().ok());
+  EXPECT_FALSE(api_.job_status().contains("jobId")) << "the job that never ran is not named";
+  ChangeSpec("initialSavepointPath", good);
+  ASSERT_TRUE(Step().ok());
+  ASSERT_EQ(deployer_.jobs.size(), 1u);
+  EXPECT_EQ(deployer_.last().restored_from, good);
+}
+
+TEST_F(FlinkJobReconcilerTest, AStatelessDeploymentInterruptedByACrashKeepsItsChoice) {
+  std::string good = WriteSnapshot(dir_ + "/old/savepoint-abcdef-1", "abcdef01", 1, true, 1000);
+  api_.object["spec"]["upgradeMode"] = "stateless";
+  api_.object["spec"]["initialSavepointPath"] = good;
+  DeployedRunning();
+  EXPECT_EQ(deployer_.last().restored_from, good);
+  // The operator dies right after the pre-deployment status write of the first deployment.
+  api_.object["status"]["jobStatus"]["state"] = "RECONCILING";
+  NewOperator();
+  ASSERT_TRUE(Step().ok());
+  ASSERT_EQ(deployer_.jobs.size(), 2u);
+  EXPECT_EQ(deployer_.last().restored_from, good);
+}
+
 TEST_F(FlinkJobReconcilerTest, ARetryableDeploymentErrorIsRetriedAndATakeoverResumes) {
   ASSERT_TRUE(Step().ok());
   deployer_.fail_next = Status::Unavailable("injected: the store is down");
