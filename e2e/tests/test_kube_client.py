@@ -22,7 +22,8 @@ def test_kube_api(control_plane):
                EDDY_TEST_KUBECONFIG=str(control_plane.kubeconfig),
                EDDY_TEST_SERVER=control_plane.server,
                EDDY_TEST_TOKEN=control_plane.token,
-               EDDY_TEST_CA=str(control_plane.pki / "ca.crt"))
+               EDDY_TEST_CA=str(control_plane.pki / "ca.crt"),
+               EDDY_TEST_ETCD=f"http://127.0.0.1:{control_plane.ports['etcd']}")
     r = subprocess.run([str(binary)], env=env, capture_output=True, text=True, timeout=180)
     assert r.returncode == 0, r.stdout[-6000:] + r.stderr[-3000:]
-    assert "[  PASSED  ] 6 tests." in r.stdout, r.stdout[-3000:]
+    assert "[  PASSED  ] 7 tests." in r.stdout, r.stdout[-3000:]

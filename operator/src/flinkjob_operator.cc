@@ -59,7 +59,7 @@ class JobRegistry {
     if (reaper_.joinable()) reaper_.join();
   }
 
- private:
+  /// Waits (≤ 5 s) until nobody else holds `cp`, then destroys it. Any thread.
   static void Destroy(std::shared_ptr<ControlPlane> cp) {
     // A REST request or scrape may still hold a reference for a moment.
     for (int i = 0; i < 500 && cp.use_count() > 1; ++i) {
@@ -67,6 +67,8 @@ class JobRegistry {
     }
     cp.reset();  // shuts the workers down and deletes their pods
   }
+
+ private:
   void Reap() {
     std::unique_lock<std::mutex> lock(reap_mu_);
     while (true) {
@@ -94,12 +96,21 @@ class KubeFlinkJobApi final : public FlinkJobApi {
                   std::function<void(const std::string& key, const std::string& rv)> on_write)
       : client_(std::move(client)), on_write_(std::move(on_write)) {}
 
-  Status PatchStatus(const std::string& ns, const std::string& name,
-                     const Json& status_patch) override {
-    auto r =
-        client_->MergePatch(FlinkJobPath(ns, name) + "/status", Json{{"status", status_patch}});
+  Status PatchStatus(const Json& flinkjob, const Json& status_patch) override {
+    const Json& md = flinkjob["metadata"];
+    auto r = client_->MergePatch(
+        FlinkJobPath(md.value("namespace", ""), md.value("name", "")) + "/status",
+        Json{{"status", status_patch}});
     if (!r.ok()) return r.status();
-    Written(ns, name, *r);
+    // The event of this write needs no reconcile only if nothing but the status changed since the
+    // object that was reconciled (a spec edit the watch has not delivered yet would be skipped).
+    const Json& now = r->contains("metadata") ? (*r)["metadata"] : Json::object();
+    auto same = [&](const char* k) { return md.value(k, Json()) == now.value(k, Json()); };
+    if (on_write_ && same("generation") && same("deletionTimestamp") && same("annotations") &&
+        same("finalizers") && same("labels")) {
+      on_write_(md.value("namespace", "") + "/" + md.value("name", ""),
+                now.value("resourceVersion", ""));
+    }
     return Status::Ok();
   }
   Status PatchFlinkJob(const std::string& ns, const std::string& name, const Json& patch) override {
@@ -124,10 +135,6 @@ class KubeFlinkJobApi final : public FlinkJobApi {
   }
 
  private:
-  void Written(const std::string& ns, const std::string& name, const Json& object) {
-    if (!on_write_ || !object.is_object() || !object.contains("metadata")) return;
-    on_write_(ns + "/" + name, object["metadata"].value("resourceVersion", ""));
-  }
   std::shared_ptr<k8s::KubeClient> client_;
   std::function<void(const std::string&, const std::string&)> on_write_;
 };
@@ -172,8 +179,10 @@ class ControlPlaneDeployment final : public JobDeployment {
   int RunningPods() const override { return launcher_ ? launcher_->RunningPods() : 0; }
 
   /// Cancels the job and waits (≤ 10 s) until it is terminal — the reconciler picks the snapshot
-  /// to restore next right after, so no checkpoint may complete later — then leaves the control
-  /// plane to the registry's reaper (REST and metrics let go, workers stop, pods are deleted).
+  /// to restore next right after, so no checkpoint may complete later — and retires the launcher
+  /// (no pod is replaced any more). The rest (REST and metrics let go, workers stop, pods are
+  /// deleted) is left to the registry's reaper, unless the job did not end: then the control
+  /// plane is destroyed here, which ends every task before the reconciler goes on.
   void Stop() override {
     std::shared_ptr<ControlPlane> registered;
     {
@@ -187,11 +196,18 @@ class ControlPlaneDeployment final : public JobDeployment {
     registered.reset();
     if (!cp_) return;
     auto info = cp_->Job(job_id_);
-    if (info && !IsTerminal(info->state)) {
+    bool ended = !info || IsTerminal(info->state);
+    if (!ended) {
       (void)cp_->Cancel(job_id_);
-      cp_->WaitForJob(job_id_, 10000);
+      auto after = cp_->WaitForJob(job_id_, 10000);
+      ended = !after || IsTerminal(after->state);
     }
-    registry_.Dispose(std::move(cp_));
+    if (launcher_) launcher_->Retire();
+    if (ended) {
+      registry_.Dispose(std::move(cp_));
+    } else {
+      JobRegistry::Destroy(std::move(cp_));
+    }
   }
 
  private:

@@ -25,22 +25,6 @@ std::string ParentDir(std::string path) {
   return slash == std::string::npos ? std::string() : path.substr(0, slash);
 }
 
-/// Where the job `job_id` of `spec_text` keeps checkpoints and savepoints (as the JobMaster
-/// derives them: checkpointing.storage or the default, plus the job id; savepointDir).
-std::pair<std::string, std::string> JobDirs(const std::string& spec_text,
-                                            const std::string& job_id) {
-  YAML::Node root;
-  try {
-    root = YAML::Load(spec_text);  // JSON is YAML
-  } catch (const YAML::Exception&) {
-    return {};
-  }
-  auto cc = ParseCheckpointConfig(root);
-  if (!cc.ok()) return {};
-  std::string storage = cc->storage.empty() ? DefaultCheckpointStorage() : cc->storage;
-  return {storage::JoinKey(storage, job_id), cc->savepoint_dir};
-}
-
 /// `to` as an RFC 7386 merge patch that turns `from` into `to`: `to` itself, plus null for every
 /// key of an object in `from` that the same object in `to` no longer has.
 Json MergePatchOver(const Json& from, const Json& to) {
@@ -56,6 +40,14 @@ Json MergePatchOver(const Json& from, const Json& to) {
   return patch;
 }
 
+/// A snapshot lookup error: a store that cannot answer now (retryable) fails the lookup — picking
+/// an older snapshot instead would replay committed output —, anything else (missing, corrupt)
+/// just means "not this one".
+Result<std::string> Skip(const Status& s, const std::string& what) {
+  if (s.ok() || !s.IsRetryable()) return std::string();
+  return s.WithContext("looking for snapshots in " + what);
+}
+
 }  // namespace
 
 std::string NewFlinkJobId() {
@@ -66,12 +58,26 @@ std::string NewFlinkJobId() {
   return buf;
 }
 
-std::string LatestCheckpoint(const std::string& job_dir) {
-  if (job_dir.empty()) return {};
+std::pair<std::string, std::string> JobSnapshotDirs(const std::string& spec_text,
+                                                    const std::string& job_id) {
+  YAML::Node root;
+  try {
+    root = YAML::Load(spec_text);  // JSON is YAML
+  } catch (const YAML::Exception&) {
+    return {};
+  }
+  auto cc = ParseCheckpointConfig(root);
+  if (!cc.ok()) return {};
+  std::string storage = cc->storage.empty() ? DefaultCheckpointStorage() : cc->storage;
+  return {storage::JoinKey(storage, job_id), cc->savepoint_dir};
+}
+
+Result<std::string> LatestCheckpoint(const std::string& job_dir) {
+  if (job_dir.empty()) return std::string();
   auto store = storage::OpenObjectStore(job_dir);
-  if (!store.ok()) return {};
+  if (!store.ok()) return Skip(store.status(), job_dir);
   auto list = (*store)->List("chk-");
-  if (!list.ok()) return {};
+  if (!list.ok()) return Skip(list.status(), job_dir);
   std::vector<int64_t> ids;
   for (const auto& o : *list) {
     const std::string& k = o.key;
@@ -84,18 +90,20 @@ std::string LatestCheckpoint(const std::string& job_dir) {
   std::sort(ids.rbegin(), ids.rend());
   for (int64_t id : ids) {
     std::string path = job_dir + "/chk-" + std::to_string(id);
-    if (CheckpointCoordinator::LocateSnapshot(path, nullptr).ok()) return path;
+    auto located = CheckpointCoordinator::LocateSnapshot(path, nullptr);
+    if (located.ok()) return path;
+    EDDY_RETURN_NOT_OK(Skip(located.status(), path).status());
   }
-  return {};
+  return std::string();
 }
 
-std::string LatestSavepointOf(const std::string& savepoint_dir, const std::string& job_id) {
-  if (savepoint_dir.empty() || job_id.size() < 6) return {};
+Result<std::string> LatestSavepointOf(const std::string& savepoint_dir, const std::string& job_id) {
+  if (savepoint_dir.empty() || job_id.size() < 6) return std::string();
   auto store = storage::OpenObjectStore(savepoint_dir);
-  if (!store.ok()) return {};
+  if (!store.ok()) return Skip(store.status(), savepoint_dir);
   // Savepoints are named savepoint-<first 6 of the job id>-…; the metadata says whose it is.
   auto list = (*store)->List("savepoint-" + job_id.substr(0, 6) + "-");
-  if (!list.ok()) return {};
+  if (!list.ok()) return Skip(list.status(), savepoint_dir);
   std::string best;
   int64_t best_time = INT64_MIN;
   for (const auto& o : *list) {
@@ -103,7 +111,11 @@ std::string LatestSavepointOf(const std::string& savepoint_dir, const std::strin
     if (!k.ends_with("/_metadata")) continue;
     std::string path = storage::JoinKey((*store)->root(), k.substr(0, k.size() - 10));
     std::shared_ptr<proto::CheckpointMetadata> md;
-    if (!CheckpointCoordinator::LocateSnapshot(path, &md).ok() || !md) continue;
+    auto located = CheckpointCoordinator::LocateSnapshot(path, &md);
+    if (!located.ok() || !md) {
+      EDDY_RETURN_NOT_OK(Skip(located.status(), path).status());
+      continue;
+    }
     if (md->job_id() == job_id && md->completion_timestamp() > best_time) {
       best_time = md->completion_timestamp();
       best = path;
@@ -112,13 +124,17 @@ std::string LatestSavepointOf(const std::string& savepoint_dir, const std::strin
   return best;
 }
 
-std::string NewestSnapshot(const std::vector<std::string>& paths) {
+Result<std::string> NewestSnapshot(const std::vector<std::string>& paths) {
   std::string best;
   int64_t best_time = INT64_MIN;
   for (const auto& p : paths) {
     if (p.empty()) continue;
     std::shared_ptr<proto::CheckpointMetadata> md;
-    if (!CheckpointCoordinator::LocateSnapshot(p, &md).ok() || !md) continue;
+    auto located = CheckpointCoordinator::LocateSnapshot(p, &md);
+    if (!located.ok() || !md) {
+      EDDY_RETURN_NOT_OK(Skip(located.status(), p).status());
+      continue;
+    }
     if (md->completion_timestamp() > best_time) {
       best_time = md->completion_timestamp();
       best = p;
@@ -233,11 +249,10 @@ struct FlinkJobReconciler::Impl {
       }
     }
     if (status == rec.last_written) return Status::Ok();
-    const Json& md = fj["metadata"];
     // A merge patch keeps what it does not mention: fields dropped since the last write (a
     // cleared error, the job id of a deployment that failed) are sent as null, at every level.
     Json patch = MergePatchOver(rec.last_written, status);
-    Status r = api.PatchStatus(md.value("namespace", ""), md.value("name", ""), patch);
+    Status r = api.PatchStatus(fj, patch);
     if (!r.ok()) return r.WithContext("writing the status");
     rec.last_written = std::move(status);
     return Status::Ok();
@@ -272,17 +287,16 @@ struct FlinkJobReconciler::Impl {
 
   /// Where a job stopped without a savepoint (last-state; savepoint mode while not RUNNING)
   /// resumes: the newest of its checkpoints, the snapshot it started from (an upgrade before
-  /// its first checkpoint must not fall back to something older) and the FlinkJob's last
-  /// savepoint.
-  static std::string NewestSnapshotOf(const Record& rec, const std::optional<JobInfo>& info) {
-    std::string latest = info && info->checkpoints.latest_completed
-                             ? info->checkpoints.latest_completed->path
-                             : std::string();
-    std::string restored = info && info->checkpoints.latest_restored
-                               ? info->checkpoints.latest_restored->path
-                               : std::string();
-    return NewestSnapshot({LatestCheckpoint(info ? info->checkpoint_dir : ""), latest, restored,
-                           LastSavepointPath(rec.savepoint_info)});
+  /// its first checkpoint must not fall back to something older) and its savepoints.
+  static Result<std::string> NewestSnapshotOf(const std::optional<JobInfo>& info) {
+    if (!info) return std::string();
+    const auto& c = info->checkpoints;
+    EDDY_ASSIGN_OR_RETURN(std::string newest_chk, LatestCheckpoint(info->checkpoint_dir));
+    EDDY_ASSIGN_OR_RETURN(std::string newest_sp,
+                          LatestSavepointOf(info->checkpoint_config.savepoint_dir, info->id));
+    return NewestSnapshot({newest_chk, c.latest_completed ? c.latest_completed->path : "",
+                           c.latest_restored ? c.latest_restored->path : "",
+                           c.latest_savepoint ? c.latest_savepoint->path : "", newest_sp});
   }
 
   /// Polls a pending manual (nonce) savepoint; once it ended, records it (or the failure, which
@@ -470,7 +484,7 @@ Status FlinkJobReconciler::Impl::Reconcile(const std::string& key, const std::op
   const std::string name = md.value("name", "");
   const int64_t generation = IntOr(md, "generation", 0);
   const Json& spec = fj.contains("spec") ? fj["spec"] : Json::object();
-  const Json old_status = fj.contains("status") ? fj["status"] : Json::object();
+  Json old_status = fj.contains("status") ? fj["status"] : Json::object();
   if (rec.last_written.is_null() && !old_status.empty()) {
     rec.last_written = old_status;
     if (old_status.contains("jobStatus") && old_status["jobStatus"].contains("savepointInfo"))
@@ -478,6 +492,9 @@ Status FlinkJobReconciler::Impl::Reconcile(const std::string& key, const std::op
     if (old_status.contains("jobStatus") && old_status["jobStatus"].contains("checkpointInfo"))
       rec.checkpoint_info = old_status["jobStatus"]["checkpointInfo"];
   }
+  // The operator is the status' only writer: what it wrote last is at least as new as what a
+  // lagging watch shows.
+  if (rec.last_written.is_object()) old_status = rec.last_written;
 
   if (md.contains("deletionTimestamp")) return ReconcileDeletion(fj, rec, requeue);
 
@@ -596,8 +613,12 @@ Status FlinkJobReconciler::Impl::Reconcile(const std::string& key, const std::op
         return WriteStatus(fj, rec, status);
       }
       Teardown(rec);
-      rec.restore_from = mode == "stateless" ? std::string() : NewestSnapshotOf(rec, info);
-      rec.dep.reset();
+      // Chosen after the job ended: no checkpoint completes later. Should the store not answer,
+      // the next reconcile resumes from the status like a successor would.
+      auto newest =
+          mode == "stateless" ? Result<std::string>(std::string()) : NewestSnapshotOf(info);
+      if (!newest.ok()) return newest.status();
+      rec.restore_from = *newest;
       Event(
           fj, "Normal", "Suspended",
           "job suspended (upgradeMode " + mode + ")" +
@@ -609,7 +630,10 @@ Status FlinkJobReconciler::Impl::Reconcile(const std::string& key, const std::op
     js["state"] = "SUSPENDED";
     status["jobStatus"] = js;
     status["observedGeneration"] = generation;
-    status["reconciliationStatus"] = {{"state", "DEPLOYED"}, {"lastReconciledSpec", spec.dump()}};
+    if (!status["reconciliationStatus"].is_object())
+      status["reconciliationStatus"] = Json::object();
+    status["reconciliationStatus"]["state"] = "DEPLOYED";
+    status["reconciliationStatus"]["lastReconciledSpec"] = spec.dump();
     status["conditions"] = Json::array(
         {Condition("Ready", true, "Suspended", "the job is suspended as requested", generation)});
     return WriteStatus(fj, rec, status);
@@ -634,7 +658,9 @@ Status FlinkJobReconciler::Impl::Reconcile(const std::string& key, const std::op
       return WriteStatus(fj, rec, status);
     }
     Teardown(rec);
-    rec.restore_from = mode == "stateless" ? std::string() : NewestSnapshotOf(rec, info);
+    auto newest = mode == "stateless" ? Result<std::string>(std::string()) : NewestSnapshotOf(info);
+    if (!newest.ok()) return newest.status();
+    rec.restore_from = *newest;
   }
 
   // ---- running: deploy
@@ -679,14 +705,34 @@ Status FlinkJobReconciler::Impl::Reconcile(const std::string& key, const std::op
       // what made it fail); FINISHED and CANCELED ones start over.
       bool resumable = !StrOr(js, "jobId").empty() && (!terminal || prev_state == "FAILED");
       if (resumable && mode != "stateless") {
-        std::string chk = StrOr(js.value("lastCheckpoint", Json::object()), "path");
-        restore = NewestSnapshot({LatestCheckpoint(StrOr(js, "checkpointDir")),
-                                  LatestCheckpoint(ParentDir(chk)), chk, StrOr(js, "restoredFrom"),
-                                  LatestSavepointOf(StrOr(js, "savepointDir"), StrOr(js, "jobId")),
-                                  LastSavepointPath(rec.savepoint_info)});
+        const std::string chk = StrOr(js.value("lastCheckpoint", Json::object()), "path");
+        const std::string restored = StrOr(js, "restoredFrom");
+        const bool legacy = !js.contains("checkpointDir");  // written by an older operator
+        const std::string last_sp = legacy ? LastSavepointPath(rec.savepoint_info) : "";
+        EDDY_ASSIGN_OR_RETURN(std::string in_dir, LatestCheckpoint(StrOr(js, "checkpointDir")));
+        EDDY_ASSIGN_OR_RETURN(std::string beside, LatestCheckpoint(ParentDir(chk)));
+        EDDY_ASSIGN_OR_RETURN(std::string sp,
+                              LatestSavepointOf(StrOr(js, "savepointDir"), StrOr(js, "jobId")));
+        EDDY_ASSIGN_OR_RETURN(restore,
+                              NewestSnapshot({in_dir, beside, chk, restored, sp, last_sp}));
         why = prev_state == "SUSPENDED" ? "resuming"
               : prev_state == "FAILED"  ? "the failed job's newest snapshot"
                                         : "taking over from the previous operator";
+        if (restore.empty() && prev_state == "RECONCILING" && chk.empty() && last_sp.empty()) {
+          // The interrupted deployment was the first one and never checkpointed: deploy as a
+          // first deployment (a bad initialSavepointPath then fails loudly, as it should).
+          restore = StrOr(spec, "initialSavepointPath");
+          why = restore.empty() ? "" : "initialSavepointPath";
+        } else if (restore.empty() && (!chk.empty() || !restored.empty() || !last_sp.empty())) {
+          // Snapshots were recorded but none reads back: starting empty would lose the state.
+          std::string msg = "none of the recorded snapshots (" + (chk.empty() ? restored : chk) +
+                            ", …) can be read: not starting the job with empty state";
+          status["error"] = msg;
+          status["conditions"] =
+              Json::array({Condition("Ready", false, "DeploymentFailed", msg, generation)});
+          requeue = 10000;
+          return WriteStatus(fj, rec, status);
+        }
       } else if (StrOr(js, "jobId").empty()) {
         restore = StrOr(spec, "initialSavepointPath");
         if (!restore.empty()) why = "initialSavepointPath";
@@ -710,8 +756,11 @@ Status FlinkJobReconciler::Impl::Reconcile(const std::string& key, const std::op
     req.job_id = NewFlinkJobId();
     const Json js_before = status.value("jobStatus", Json::object());
     {
-      auto [checkpoint_dir, savepoint_dir] = JobDirs(spec_text, req.job_id);
+      auto [checkpoint_dir, savepoint_dir] = JobSnapshotDirs(spec_text, req.job_id);
       Json js = status.value("jobStatus", Json::object());
+      // Nothing of the previous job stays: a successor must not take its checkpoint for this
+      // job's (restoredFrom says where this one starts).
+      for (const char* k : {"lastCheckpoint", "startTime", "restarts", "jobName"}) js.erase(k);
       js["jobId"] = req.job_id;
       js["state"] = "RECONCILING";
       js["checkpointDir"] = checkpoint_dir;
@@ -760,7 +809,10 @@ Status FlinkJobReconciler::Impl::Reconcile(const std::string& key, const std::op
           "job " + rec.dep->job_id() + " deployed with " + std::to_string(Replicas(spec)) +
               " worker pod(s)" + (restore.empty() ? "" : ", from " + restore + " (" + why + ")"));
     status["lifecycleState"] = "DEPLOYED";
-    status["reconciliationStatus"] = {{"state", "DEPLOYED"}, {"lastReconciledSpec", spec.dump()}};
+    if (!status["reconciliationStatus"].is_object())
+      status["reconciliationStatus"] = Json::object();
+    status["reconciliationStatus"]["state"] = "DEPLOYED";
+    status["reconciliationStatus"]["lastReconciledSpec"] = spec.dump();
   }
 
   if (rec.op == PendingOp::kUpgrade || rec.op == PendingOp::kSuspend) {

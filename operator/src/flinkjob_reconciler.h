@@ -12,6 +12,8 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 
@@ -27,9 +29,9 @@ using Json = nlohmann::json;
 class FlinkJobApi {
  public:
   virtual ~FlinkJobApi() = default;
-  /// JSON merge patch of the status subresource: `{"status": patch}`.
-  virtual Status PatchStatus(const std::string& ns, const std::string& name,
-                             const Json& status_patch) = 0;
+  /// JSON merge patch of the status subresource of `flinkjob` (the object as reconciled):
+  /// `{"status": patch}`.
+  virtual Status PatchStatus(const Json& flinkjob, const Json& status_patch) = 0;
   /// JSON merge patch of the FlinkJob itself (finalizers, with a resourceVersion precondition).
   virtual Status PatchFlinkJob(const std::string& ns, const std::string& name,
                                const Json& patch) = 0;
@@ -121,13 +123,20 @@ class FlinkJobReconciler {
 /// A new 32-hex-digit job id (like Flink's JobID).
 std::string NewFlinkJobId();
 
-/// Snapshot discovery in object storage (any `storage::OpenObjectStore` URI).
+/// Where job `job_id` of the job spec `spec_text` keeps checkpoints and savepoints, as the
+/// JobMaster derives them (checkpointing.storage or the default, plus the job id; savepointDir).
+std::pair<std::string, std::string> JobSnapshotDirs(const std::string& spec_text,
+                                                    const std::string& job_id);
+
+/// Snapshot discovery in object storage (any `storage::OpenObjectStore` URI). Missing or
+/// unreadable snapshots are skipped; a store that cannot answer now fails the lookup (retryable):
+/// choosing an older snapshot instead would replay output an exactly-once sink committed.
 /// The newest `chk-N` under a job's checkpoint directory whose `_metadata` reads, "" if none.
-std::string LatestCheckpoint(const std::string& job_dir);
+Result<std::string> LatestCheckpoint(const std::string& job_dir);
 /// The most recently completed savepoint of `job_id` in `savepoint_dir` (by its `_metadata`).
-std::string LatestSavepointOf(const std::string& savepoint_dir, const std::string& job_id);
-/// The most recently completed of the given snapshots (directories or their `_metadata`; "" and
-/// unreadable ones skipped), as its directory.
-std::string NewestSnapshot(const std::vector<std::string>& paths);
+Result<std::string> LatestSavepointOf(const std::string& savepoint_dir, const std::string& job_id);
+/// The most recently completed of the given snapshots (directories or their `_metadata`; ""
+/// skipped), as its directory.
+Result<std::string> NewestSnapshot(const std::vector<std::string>& paths);
 
 }  // namespace eddy::control

@@ -125,6 +125,7 @@ Status KubernetesLauncher::Launch(const std::string& worker_id, const std::strin
     return Status::InvalidArgument("the worker pod template has no container eddy-worker");
   {
     std::lock_guard<std::mutex> lock(mu_);
+    if (retired_) return Status::Ok();  // the control plane is going away
     launched_.insert(worker_id);
   }
   Post([this, pod = std::move(pod), worker_id] {
@@ -185,6 +186,12 @@ std::vector<WorkerLauncher::Exit> KubernetesLauncher::PollExits() {
   std::vector<Exit> out;
   out.swap(exits_);
   return out;
+}
+
+void KubernetesLauncher::Retire() {
+  std::lock_guard<std::mutex> lock(mu_);
+  retired_ = true;
+  ops_.clear();  // creates not yet sent; StopAll deletes every pod of this launcher later
 }
 
 void KubernetesLauncher::StopAll() {

@@ -14,6 +14,8 @@
 #include <thread>
 #include <vector>
 
+#include <cpprest/http_client.h>
+
 #include "eddy/clock.h"
 #include "eddy/k8s/informer.h"
 #include "eddy/k8s/kube_client.h"
@@ -159,6 +161,62 @@ TEST_F(KubeApiTest, InformerListsEveryObjectThenFollowsChanges) {
   EXPECT_TRUE(has("DELETED inf-2"));
   EXPECT_TRUE(has("ADDED inf-9"));
   EXPECT_TRUE(has("MODIFIED inf-4"));
+}
+
+/// etcd's JSON gateway (the harness's etcd, EDDY_TEST_ETCD): POST `path`, the decoded answer.
+Json Etcd(const std::string& path, const Json& body) {
+  web::http::client::http_client c(Env("EDDY_TEST_ETCD"));
+  auto resp = c.request(web::http::methods::POST, path, body.dump(), "application/json").get();
+  return Json::parse(resp.extract_utf8string(true).get(), nullptr, false);
+}
+
+TEST_F(KubeApiTest, InformerRelistsWhenItsResourceVersionWasCompacted) {
+  if (Env("EDDY_TEST_ETCD").empty()) GTEST_SKIP() << "needs the harness's etcd (EDDY_TEST_ETCD)";
+  // The harness's API server watches PodTemplates straight from etcd (no watch cache), so a
+  // watch from a compacted resourceVersion gets 410 Gone.
+  const std::string pts = "/api/v1/namespaces/" + ns_ + "/podtemplates";
+  auto pt = [](const std::string& name, const std::string& v) {
+    return Json{
+        {"apiVersion", "v1"},
+        {"kind", "PodTemplate"},
+        {"metadata", {{"name", name}, {"labels", {{"v", v}}}}},
+        {"template", {{"spec", {{"containers", Json::array({{{"name", "c"}, {"image", "x"}}})}}}}}};
+  };
+  ASSERT_TRUE(client_->Create(pts, pt("a", "0")).ok());
+  ASSERT_TRUE(client_->Create(pts, pt("b", "0")).ok());
+  std::atomic<int> gone{0};
+  Informer::Options o;
+  o.path = pts;
+  o.watch_timeout_seconds = 2;  // re-watches from its resourceVersion every 2 s
+  o.on_error = [&](const Status& s) {
+    if (s.code() == StatusCode::kOutOfRange) ++gone;
+  };
+  Informer inf(client_, o);
+  inf.Start();
+  ASSERT_TRUE(inf.WaitForSync(10000));
+  EXPECT_EQ(inf.lists(), 1u);
+  // Other objects move etcd's revision past the informer's, then etcd compacts up to there.
+  for (int i = 0; i < 3; ++i) {
+    ASSERT_TRUE(client_->Create(Cms(), ConfigMap("compact-" + std::to_string(i), "0")).ok());
+  }
+  Json head = Etcd("/v3/kv/range", Json{{"key", "Lw=="}});  // base64("/")
+  ASSERT_TRUE(head.is_object() && head.contains("header")) << head.dump();
+  Json rev = head["header"]["revision"];
+  Json compacted = Etcd("/v3/kv/compaction", Json{{"revision", rev}, {"physical", true}});
+  ASSERT_TRUE(compacted.is_object() && !compacted.contains("error")) << compacted.dump();
+  EXPECT_TRUE(WaitFor([&] { return inf.lists() >= 2; }, 15000))
+      << "no re-list after the compaction (410 answers seen: " << gone.load() << ")";
+  EXPECT_GE(gone.load(), 1);
+  // And it keeps following changes from the new list's resourceVersion.
+  ASSERT_TRUE(client_->Delete(pts + "/b").ok());
+  ASSERT_TRUE(client_->MergePatch(pts + "/a", Json{{"metadata", {{"labels", {{"v", "1"}}}}}}).ok());
+  EXPECT_TRUE(WaitFor(
+      [&] {
+        auto a = inf.Get(ns_ + "/a");
+        return a && (*a)["metadata"]["labels"]["v"] == "1" && !inf.Get(ns_ + "/b");
+      },
+      10000));
+  inf.Stop();
 }
 
 TEST_F(KubeApiTest, WatchStopsPromptlyWhenAsked) {

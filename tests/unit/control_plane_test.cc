@@ -3,6 +3,8 @@
 
 #include <gtest/gtest.h>
 
+#include "operator/src/flinkjob_reconciler.h"
+
 #include <chrono>
 #include <thread>
 #include <zmq.hpp>
@@ -221,6 +223,33 @@ sinks:
   ASSERT_TRUE(info.has_value());
   EXPECT_EQ(info->state, JobState::kFailed);
   EXPECT_NE(info->failure.find("could not get 1 slots"), std::string::npos) << info->failure;
+}
+
+TEST(ControlPlaneTest, AGivenJobIdNamesTheJobAndItsCheckpointDirectory) {
+  auto cp = StartPlane();
+  JobSubmission s;
+  s.spec_text = R"({"name": "named", "savepointDir": "file:///tmp/eddy-sp",
+    "checkpointing": {"interval": "1s", "storage": "file:///tmp/eddy-ck"},
+    "sources": [{"name": "g", "generator": {"fields": {"n": "n"}, "count": 10}}],
+    "sinks": [{"name": "out", "from": "g", "print": {}}]})";
+  s.job_id = "0123456789abcdef0123456789abcdef";
+  auto id = cp->Submit(s);
+  ASSERT_TRUE(id.ok()) << id.status().ToString();
+  EXPECT_EQ(*id, s.job_id);
+  auto info = cp->Job(*id);
+  ASSERT_TRUE(info.has_value());
+  // The operator writes these to the FlinkJob status before the job runs: they must be the
+  // JobMaster's own.
+  auto [checkpoint_dir, savepoint_dir] = JobSnapshotDirs(s.spec_text, s.job_id);
+  EXPECT_EQ(info->checkpoint_dir, checkpoint_dir);
+  EXPECT_EQ(info->checkpoint_config.savepoint_dir, savepoint_dir);
+  auto again = cp->Submit(s);
+  EXPECT_FALSE(again.ok());
+  s.job_id = "not-hex";
+  auto bad = cp->Submit(s);
+  ASSERT_FALSE(bad.ok());
+  EXPECT_NE(bad.status().message().find("not-hex"), std::string::npos);
+  (void)cp->Cancel(*id);
 }
 
 }  // namespace

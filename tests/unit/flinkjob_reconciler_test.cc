@@ -55,7 +55,8 @@ class FakeFlinkJobApi final : public FlinkJobApi {
   int services = 0;
   int pod_deletions = 0;
 
-  Status PatchStatus(const std::string&, const std::string&, const Json& patch) override {
+  Status PatchStatus(const Json& flinkjob, const Json& patch) override {
+    EXPECT_EQ(flinkjob["metadata"]["name"], "fj");
     if (fail_status_writes > 0) {
       --fail_status_writes;
       return Status::Unavailable("injected: the API server is unreachable");
@@ -547,9 +548,48 @@ TEST_F(FlinkJobReconcilerTest, ARetryableDeploymentErrorIsRetriedAndATakeoverRes
   int64_t requeue = 0;
   ASSERT_TRUE(Step(&requeue).ok());
   EXPECT_EQ(requeue, 10000);
-  NewOperator();  // a takeover while it failed deploys it (the job is not FAILED for good)
+  EXPECT_EQ(api_.Count("DeploymentFailed"), 1);
+  EXPECT_FALSE(api_.job_status().contains("jobId")) << "the job that never ran is not named";
+  ASSERT_TRUE(Step().ok());  // the requeued retry
+  EXPECT_EQ(deployer_.attempts, 2);
+  ASSERT_EQ(deployer_.jobs.size(), 1u);
+  EXPECT_EQ(api_.job_status()["jobId"], deployer_.last().id);
+  NewOperator();  // a takeover redeploys it from its (empty) state
   ASSERT_TRUE(Step().ok());
+  EXPECT_EQ(deployer_.jobs.size(), 2u);
+}
+
+TEST_F(FlinkJobReconcilerTest, UnreadableRecordedSnapshotsDoNotStartAnEmptyJob) {
+  api_.object["spec"]["upgradeMode"] = "last-state";
+  DeployedRunning();
+  std::string chk = deployer_.last().Checkpoint(4, EpochMillis());
+  ASSERT_TRUE(Step().ok());
+  ASSERT_EQ(api_.job_status()["lastCheckpoint"]["path"], chk);
+  fs::remove_all(dir_ + "/ck");  // lost (or an unreachable store answering "not found")
+  NewOperator();
+  int64_t requeue = 0;
+  ASSERT_TRUE(Step(&requeue).ok());
   EXPECT_EQ(deployer_.jobs.size(), 1u);
+  EXPECT_EQ(requeue, 10000);
+  EXPECT_NE(api_.status()["error"].get<std::string>().find("not starting the job with empty"),
+            std::string::npos)
+      << api_.status();
+}
+
+TEST_F(FlinkJobReconcilerTest, AnUpgradeKeepsTheStableSpecAndForgetsThePreviousCheckpoint) {
+  api_.object["spec"]["upgradeMode"] = "stateless";
+  DeployedRunning();
+  deployer_.last().Checkpoint(1, EpochMillis());
+  ASSERT_TRUE(Step().ok());
+  const std::string stable = api_.status()["reconciliationStatus"]["lastStableSpec"];
+  ChangeSpec("parallelism", 3);
+  ASSERT_TRUE(Step().ok());
+  ASSERT_EQ(deployer_.jobs.size(), 2u);
+  EXPECT_EQ(deployer_.last().restored_from, "");
+  const Json& before = deployer_.status_at_deploy[1]["jobStatus"];
+  EXPECT_FALSE(before.contains("lastCheckpoint"))
+      << "the previous job's checkpoint is not this one's";
+  EXPECT_EQ(deployer_.status_at_deploy[1]["reconciliationStatus"]["lastStableSpec"], stable);
 }
 
 TEST_F(FlinkJobReconcilerTest, AFinishedJobIsNotRunAgainByASuccessor) {
@@ -617,14 +657,20 @@ TEST(FlinkJobSnapshotsTest, NewestByCompletionTimeAndSavepointsByJob) {
   std::string a = WriteSnapshot(dir + "/ck/j/chk-9", "aaaaaa01", 9, false, 1000);
   std::string b = WriteSnapshot(dir + "/ck/j/chk-10", "aaaaaa01", 10, false, 2000);
   fs::create_directories(dir + "/ck/j/chk-11");  // no _metadata: in progress or lost
-  EXPECT_EQ(LatestCheckpoint("file://" + dir + "/ck/j"), b);
+  EXPECT_EQ(*LatestCheckpoint("file://" + dir + "/ck/j"), b);
+  EXPECT_EQ(*LatestCheckpoint("file://" + dir + "/ck/none"), "");
   std::string s1 = WriteSnapshot(dir + "/sp/savepoint-aaaaaa-1", "aaaaaa01", 1, true, 3000);
   WriteSnapshot(dir + "/sp/savepoint-aaaaaa-2", "aaaaaa02", 1, true, 4000);  // another job
   WriteSnapshot(dir + "/sp/savepoint-bbbbbb-1", "bbbbbb01", 1, true, 5000);
-  EXPECT_EQ(LatestSavepointOf("file://" + dir + "/sp", "aaaaaa01"), s1);
-  EXPECT_EQ(LatestSavepointOf("file://" + dir + "/sp", "cccccc01"), "");
-  EXPECT_EQ(NewestSnapshot({a, "", s1, b, "file://" + dir + "/nothing"}), s1);
-  EXPECT_EQ(NewestSnapshot({}), "");
+  EXPECT_EQ(*LatestSavepointOf("file://" + dir + "/sp", "aaaaaa01"), s1);
+  EXPECT_EQ(*LatestSavepointOf("file://" + dir + "/sp", "cccccc01"), "");
+  EXPECT_EQ(*NewestSnapshot({a, "", s1 + "/_metadata", b, "file://" + dir + "/nothing"}), s1);
+  EXPECT_EQ(*NewestSnapshot({}), "");
+  // A store that cannot answer fails the lookup rather than let an older snapshot win.
+  auto down = NewestSnapshot({a, "s3://bucket/ck/j/chk-1"});
+  if (!down.ok()) {
+    EXPECT_TRUE(down.status().IsRetryable()) << down.status().ToString();
+  }
   fs::remove_all(dir);
 }
 

@@ -49,6 +49,9 @@ class KubernetesLauncher final : public WorkerLauncher {
   /// Deletes every pod with the selector and waits (≤ 30 s) until they are gone from the watch.
   void StopAll() override;
 
+  /// The job is over: queued pod creations are dropped and later Launch calls create nothing
+  /// (the control plane is being torn down and must not replace pods meanwhile). Any thread.
+  void Retire();
   /// Pods of this launcher that are Running (for status.taskManagers).
   int RunningPods() const;
   std::string PodName(const std::string& worker_id) const;
@@ -72,6 +75,7 @@ class KubernetesLauncher final : public WorkerLauncher {
   std::set<std::string> launched_;  // worker ids with a pod requested
   int64_t create_backoff_ms_ = 0;
   bool stopping_ = false;
+  bool retired_ = false;
   std::thread thread_;
 };
 
