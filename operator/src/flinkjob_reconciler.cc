@@ -302,9 +302,7 @@ struct FlinkJobReconciler::Impl {
   /// Polls a pending manual (nonce) savepoint; once it ended, records it (or the failure, which
   /// stays in status.error until the next deployment) and clears the pending operation.
   Status SettleManualSavepoint(const Json& fj, Record& rec) {
-    bool done = false;
-    std::string path, failure;
-    EDDY_RETURN_NOT_OK(PollSavepoint(fj, rec, done, path, failure));
+    auto [done, path, failure] = PollSavepoint(rec);
     if (!done) return Status::Ok();
     rec.op = PendingOp::kNone;
     rec.savepoint_info["triggerNonce"] = rec.op_nonce;
@@ -325,39 +323,30 @@ struct FlinkJobReconciler::Impl {
   Status ReconcileDeletion(const Json& fj, Record& rec, int64_t& requeue);
   /// status.jobStatus: `status`'s, refreshed from the deployed job.
   Json JobStatusJson(const Json& status, Record& rec, std::optional<JobInfo>* info_out);
-  Status PollSavepoint(const Json& fj, Record& rec, bool& done, std::string& path,
-                       std::string& failure);
+  /// A pending savepoint: still running (done false), completed (path) or failed/timed out.
+  struct SavepointPoll {
+    bool done = false;
+    std::string path;
+    std::string failure;
+  };
+  SavepointPoll PollSavepoint(const Record& rec) const;
   void RecordSavepoint(Record& rec, const std::string& path, const std::string& type,
                        int64_t nonce);
 };
 
-Status FlinkJobReconciler::Impl::PollSavepoint(const Json& fj, Record& rec, bool& done,
-                                               std::string& path, std::string& failure) {
-  (void)fj;
-  done = false;
-  if (!rec.dep) {
-    done = true;
-    failure = "the job is gone";
-    return Status::Ok();
-  }
+FlinkJobReconciler::Impl::SavepointPoll FlinkJobReconciler::Impl::PollSavepoint(
+    const Record& rec) const {
+  if (!rec.dep) return {true, "", "the job is gone"};
   auto st = rec.dep->SavepointState(rec.trigger_id);
-  if (!st.ok()) {
-    done = true;
-    failure = st.status().message();
-    return Status::Ok();
+  if (!st.ok()) return {true, "", st.status().message()};
+  if (st->state == SavepointStatus::State::kCompleted) return {true, st->location, ""};
+  if (st->state == SavepointStatus::State::kFailed) return {true, "", st->failure};
+  if (EpochMillis() - rec.op_started_ms > o.savepoint_timeout_ms) {
+    return {
+        true, "",
+        "the savepoint did not complete within " + std::to_string(o.savepoint_timeout_ms) + " ms"};
   }
-  if (st->state == SavepointStatus::State::kCompleted) {
-    done = true;
-    path = st->location;
-  } else if (st->state == SavepointStatus::State::kFailed) {
-    done = true;
-    failure = st->failure;
-  } else if (EpochMillis() - rec.op_started_ms > o.savepoint_timeout_ms) {
-    done = true;
-    failure =
-        "the savepoint did not complete within " + std::to_string(o.savepoint_timeout_ms) + " ms";
-  }
-  return Status::Ok();
+  return {};
 }
 
 void FlinkJobReconciler::Impl::RecordSavepoint(Record& rec, const std::string& path,
@@ -441,9 +430,7 @@ Status FlinkJobReconciler::Impl::ReconcileDeletion(const Json& fj, Record& rec, 
           "no savepoint before deletion: " + t.status().message());
   }
   if (rec.op == PendingOp::kDelete) {
-    bool done = false;
-    std::string path, failure;
-    EDDY_RETURN_NOT_OK(PollSavepoint(fj, rec, done, path, failure));
+    auto [done, path, failure] = PollSavepoint(rec);
     if (!done) {
       requeue = 500;
       return Status::Ok();
@@ -554,9 +541,7 @@ Status FlinkJobReconciler::Impl::Reconcile(const std::string& key, const std::op
 
   // ---- a pending stop-with-savepoint (upgrade, suspend)
   if (rec.op == PendingOp::kUpgrade || rec.op == PendingOp::kSuspend) {
-    bool done = false;
-    std::string path, failure;
-    EDDY_RETURN_NOT_OK(PollSavepoint(fj, rec, done, path, failure));
+    auto [done, path, failure] = PollSavepoint(rec);
     if (!done) {
       requeue = 500;
       return Status::Ok();
