@@ -426,7 +426,9 @@ void FlinkJobOperator::Stop(bool stop_jobs) {
     impl_->reconciler->Shutdown(stop_jobs);
     impl_->reconciler.reset();
   }
-  impl_->registry.Drain();
+  // Leaving (stop_jobs false: the process is about to exit and hand over the Lease), jobs being
+  // torn down are not waited for; the next leader deletes their pods.
+  if (stop_jobs) impl_->registry.Drain();
   std::lock_guard<std::mutex> lock(impl_->registry.mu);
   impl_->registry.jobs.clear();
 }
