@@ -178,9 +178,9 @@ class ControlPlaneDeployment final : public JobDeployment {
   }
   int RunningPods() const override { return launcher_ ? launcher_->RunningPods() : 0; }
 
-  /// Cancels the job and waits (≤ 10 s) until it is terminal — the reconciler picks the snapshot
-  /// to restore next right after, so no checkpoint may complete later — and retires the launcher
-  /// (no pod is replaced any more). The rest (REST and metrics let go, workers stop, pods are
+  /// Retires the launcher (no pod is replaced any more), cancels the job and waits (≤ 10 s) until
+  /// it is terminal — the reconciler picks the snapshot to restore next right after, so no
+  /// checkpoint may complete later. The rest (REST and metrics let go, workers stop, pods are
   /// deleted) is left to the registry's reaper, unless the job did not end: then the control
   /// plane is destroyed here, which ends every task before the reconciler goes on.
   void Stop() override {
@@ -195,6 +195,7 @@ class ControlPlaneDeployment final : public JobDeployment {
     }
     registered.reset();
     if (!cp_) return;
+    if (launcher_) launcher_->Retire();  // no pod is replaced from here on
     auto info = cp_->Job(job_id_);
     bool ended = !info || IsTerminal(info->state);
     if (!ended) {
@@ -202,7 +203,6 @@ class ControlPlaneDeployment final : public JobDeployment {
       auto after = cp_->WaitForJob(job_id_, 10000);
       ended = !after || IsTerminal(after->state);
     }
-    if (launcher_) launcher_->Retire();
     if (ended) {
       registry_.Dispose(std::move(cp_));
     } else {

@@ -153,6 +153,7 @@ enum class PendingOp : uint8_t { kNone, kSavepoint, kUpgrade, kSuspend, kDelete 
 }  // namespace
 
 struct FlinkJobReconciler::Record {
+  std::string uid;  // of the FlinkJob this record is about (a recreated one starts afresh)
   std::unique_ptr<JobDeployment> dep;
   std::string dep_key;  // UpgradeKey of the spec `dep` runs
   PendingOp op = PendingOp::kNone;
@@ -297,6 +298,21 @@ struct FlinkJobReconciler::Impl {
     return NewestSnapshot({newest_chk, c.latest_completed ? c.latest_completed->path : "",
                            c.latest_restored ? c.latest_restored->path : "",
                            c.latest_savepoint ? c.latest_savepoint->path : "", newest_sp});
+  }
+
+  /// The store holding the snapshots did not answer: nothing is deployed, and the status says so
+  /// (a job torn down for an upgrade or suspend no longer runs). Retried.
+  Status LookupFailed(const Json& fj, Record& rec, Json& status, const Status& why,
+                      int64_t generation, int64_t& requeue) {
+    std::string msg = "cannot find the snapshot to start from: " + why.message();
+    Log("FlinkJob " + fj["metadata"].value("namespace", "") + "/" +
+        fj["metadata"].value("name", "") + ": " + msg);
+    status["error"] = msg;
+    status["taskManagers"] = 0;
+    status["conditions"] =
+        Json::array({Condition("Ready", false, "SnapshotLookupFailed", msg, generation)});
+    requeue = 2000;
+    return WriteStatus(fj, rec, status);
   }
 
   /// Polls a pending manual (nonce) savepoint; once it ended, records it (or the failure, which
@@ -467,6 +483,16 @@ Status FlinkJobReconciler::Impl::Reconcile(const std::string& key, const std::op
   }
   const Json& fj = *found;
   const Json& md = fj["metadata"];
+  if (const std::string uid = md.value("uid", ""); rec.uid != uid) {
+    if (!rec.uid.empty()) {
+      // Deleted and created again under the same name before we saw the deletion: nothing of the
+      // old one (its job, its status) belongs to the new one.
+      Log("FlinkJob " + key + " was recreated: stopping the old one's job");
+      Teardown(rec);
+      rec = Record{};
+    }
+    rec.uid = uid;
+  }
   const std::string ns = md.value("namespace", "");
   const std::string name = md.value("name", "");
   const int64_t generation = IntOr(md, "generation", 0);
@@ -602,12 +628,17 @@ Status FlinkJobReconciler::Impl::Reconcile(const std::string& key, const std::op
       // the next reconcile resumes from the status like a successor would.
       auto newest =
           mode == "stateless" ? Result<std::string>(std::string()) : NewestSnapshotOf(info);
-      if (!newest.ok()) return newest.status();
-      rec.restore_from = *newest;
-      Event(
-          fj, "Normal", "Suspended",
-          "job suspended (upgradeMode " + mode + ")" +
-              (rec.restore_from->empty() ? std::string() : "; resumes from " + *rec.restore_from));
+      if (!newest.ok()) return LookupFailed(fj, rec, status, newest.status(), generation, requeue);
+      if (info || mode == "stateless") {
+        rec.restore_from = *newest;
+      } else {
+        rec.restore_from.reset();  // the job vanished: resume from what the status records
+      }
+      Event(fj, "Normal", "Suspended",
+            "job suspended (upgradeMode " + mode + ")" +
+                (!rec.restore_from || rec.restore_from->empty()
+                     ? std::string()
+                     : "; resumes from " + *rec.restore_from));
     }
     status["lifecycleState"] = "SUSPENDED";
     status["taskManagers"] = 0;
@@ -644,8 +675,12 @@ Status FlinkJobReconciler::Impl::Reconcile(const std::string& key, const std::op
     }
     Teardown(rec);
     auto newest = mode == "stateless" ? Result<std::string>(std::string()) : NewestSnapshotOf(info);
-    if (!newest.ok()) return newest.status();
-    rec.restore_from = *newest;
+    if (!newest.ok()) return LookupFailed(fj, rec, status, newest.status(), generation, requeue);
+    if (info || mode == "stateless") {
+      rec.restore_from = *newest;
+    } else {
+      rec.restore_from.reset();  // the job vanished: resume from what the status records
+    }
   }
 
   // ---- running: deploy
@@ -694,29 +729,38 @@ Status FlinkJobReconciler::Impl::Reconcile(const std::string& key, const std::op
         const std::string restored = StrOr(js, "restoredFrom");
         const bool legacy = !js.contains("checkpointDir");  // written by an older operator
         const std::string last_sp = legacy ? LastSavepointPath(rec.savepoint_info) : "";
-        EDDY_ASSIGN_OR_RETURN(std::string in_dir, LatestCheckpoint(StrOr(js, "checkpointDir")));
-        EDDY_ASSIGN_OR_RETURN(std::string beside, LatestCheckpoint(ParentDir(chk)));
-        EDDY_ASSIGN_OR_RETURN(std::string sp,
-                              LatestSavepointOf(StrOr(js, "savepointDir"), StrOr(js, "jobId")));
-        EDDY_ASSIGN_OR_RETURN(restore,
-                              NewestSnapshot({in_dir, beside, chk, restored, sp, last_sp}));
+        auto newest = [&]() -> Result<std::string> {
+          EDDY_ASSIGN_OR_RETURN(std::string in_dir, LatestCheckpoint(StrOr(js, "checkpointDir")));
+          EDDY_ASSIGN_OR_RETURN(std::string beside, LatestCheckpoint(ParentDir(chk)));
+          EDDY_ASSIGN_OR_RETURN(std::string sp,
+                                LatestSavepointOf(StrOr(js, "savepointDir"), StrOr(js, "jobId")));
+          return NewestSnapshot({in_dir, beside, chk, restored, sp, last_sp});
+        }();
+        if (!newest.ok())
+          return LookupFailed(fj, rec, status, newest.status(), generation, requeue);
+        restore = *newest;
         why = prev_state == "SUSPENDED" ? "resuming"
               : prev_state == "FAILED"  ? "the failed job's newest snapshot"
                                         : "taking over from the previous operator";
-        if (restore.empty() && prev_state == "RECONCILING" && chk.empty() && last_sp.empty()) {
-          // The interrupted deployment was the first one and never checkpointed: deploy as a
-          // first deployment (a bad initialSavepointPath then fails loudly, as it should).
-          restore = StrOr(spec, "initialSavepointPath");
-          why = restore.empty() ? "" : "initialSavepointPath";
-        } else if (restore.empty() && (!chk.empty() || !restored.empty() || !last_sp.empty())) {
-          // Snapshots were recorded but none reads back: starting empty would lose the state.
-          std::string msg = "none of the recorded snapshots (" + (chk.empty() ? restored : chk) +
-                            ", …) can be read: not starting the job with empty state";
-          status["error"] = msg;
-          status["conditions"] =
-              Json::array({Condition("Ready", false, "DeploymentFailed", msg, generation)});
-          requeue = 10000;
-          return WriteStatus(fj, rec, status);
+        const std::string initial = StrOr(spec, "initialSavepointPath");
+        if (restore.empty() && (!chk.empty() || !restored.empty() || !last_sp.empty())) {
+          // Snapshots were recorded but none reads back: starting empty would lose the state. A
+          // different initialSavepointPath is the user's way to say where to start instead.
+          const std::string recorded = chk.empty() ? restored : chk;
+          if (!initial.empty() && initial != restored) {
+            restore = initial;
+            why =
+                "initialSavepointPath; the recorded snapshots (" + recorded + ") do not read back";
+          } else {
+            std::string msg = "none of the recorded snapshots (" + recorded +
+                              ", …) can be read: not starting the job with empty state; set "
+                              "spec.initialSavepointPath to a snapshot to start from it";
+            status["error"] = msg;
+            status["conditions"] =
+                Json::array({Condition("Ready", false, "DeploymentFailed", msg, generation)});
+            requeue = 10000;
+            return WriteStatus(fj, rec, status);
+          }
         }
       } else if (StrOr(js, "jobId").empty()) {
         restore = StrOr(spec, "initialSavepointPath");

@@ -123,21 +123,14 @@ Status KubernetesLauncher::Launch(const std::string& worker_id, const std::strin
   }
   if (!found)
     return Status::InvalidArgument("the worker pod template has no container eddy-worker");
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    if (retired_) return Status::Ok();  // the control plane is going away
-    launched_.insert(worker_id);
-  }
-  Post([this, pod = std::move(pod), worker_id] {
-    int64_t backoff;
+  auto create = [this, pod = std::move(pod), worker_id] {
     {
-      std::lock_guard<std::mutex> lock(mu_);
-      backoff = create_backoff_ms_;
-    }
-    if (backoff > 0) {
       std::unique_lock<std::mutex> lock(mu_);
-      cv_.wait_for(lock, std::chrono::milliseconds(backoff), [&] { return stopping_; });
-      if (stopping_) return;
+      if (create_backoff_ms_ > 0) {
+        cv_.wait_for(lock, std::chrono::milliseconds(create_backoff_ms_),
+                     [&] { return stopping_ || retired_; });
+      }
+      if (stopping_ || retired_) return;
     }
     auto r = client_->Create("/api/v1/namespaces/" + o_.ns + "/pods", pod);
     std::lock_guard<std::mutex> lock(mu_);
@@ -150,7 +143,15 @@ Status KubernetesLauncher::Launch(const std::string& worker_id, const std::strin
       exits_.push_back({worker_id, "cannot create pod " + pod["metadata"].value("name", "") + ": " +
                                        r.status().message()});
     }
-  });
+  };
+  {
+    // Checked and queued under one lock: no create slips in after Retire.
+    std::lock_guard<std::mutex> lock(mu_);
+    if (retired_) return Status::Ok();  // the control plane is going away
+    launched_.insert(worker_id);
+    ops_.push_back(std::move(create));
+  }
+  cv_.notify_all();
   return Status::Ok();
 }
 
@@ -189,9 +190,12 @@ std::vector<WorkerLauncher::Exit> KubernetesLauncher::PollExits() {
 }
 
 void KubernetesLauncher::Retire() {
-  std::lock_guard<std::mutex> lock(mu_);
-  retired_ = true;
-  ops_.clear();  // creates not yet sent; StopAll deletes every pod of this launcher later
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    retired_ = true;
+    ops_.clear();  // creates not yet sent; StopAll deletes every pod of this launcher later
+  }
+  cv_.notify_all();  // a create waiting out its backoff gives up
 }
 
 void KubernetesLauncher::StopAll() {

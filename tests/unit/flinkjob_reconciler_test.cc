@@ -182,9 +182,11 @@ class FakeJobDeployer final : public JobDeployer {
   std::vector<Json> status_at_deploy;
   Status fail_next;
   int attempts = 0;
+  JobState start_state = JobState::kRunning;  // what a new job reports at first
 
   Result<std::unique_ptr<JobDeployment>> Deploy(const DeployRequest& req) override {
     ++attempts;
+    status_at_deploy.push_back(api_.object["status"]);
     if (!fail_next.ok()) {
       Status s = fail_next;
       fail_next = Status::Ok();
@@ -196,7 +198,7 @@ class FakeJobDeployer final : public JobDeployer {
     j->spec_text = req.spec_text;
     j->info.id = req.job_id;
     j->info.name = "job";
-    j->info.state = JobState::kRunning;
+    j->info.state = start_state;
     j->info.start_time_ms = EpochMillis();
     const std::string dir = api_.object["status"]["jobStatus"].value("checkpointDir", "");
     j->checkpoint_dir = Path(dir);
@@ -206,7 +208,6 @@ class FakeJobDeployer final : public JobDeployer {
       j->info.checkpoints.latest_restored->path = req.restore_from + "/_metadata";
     }
     jobs.push_back(j);
-    status_at_deploy.push_back(api_.object["status"]);
     return std::unique_ptr<JobDeployment>(std::make_unique<FakeDeployment>(j));
   }
   FakeJob& last() { return *jobs.back(); }
@@ -574,6 +575,13 @@ TEST_F(FlinkJobReconcilerTest, UnreadableRecordedSnapshotsDoNotStartAnEmptyJob) 
   EXPECT_NE(api_.status()["error"].get<std::string>().find("not starting the job with empty"),
             std::string::npos)
       << api_.status();
+  // The way out: point initialSavepointPath at a snapshot.
+  std::string elsewhere = WriteSnapshot(dir_ + "/backup/savepoint-abcdef-1", "abcdef01", 1, true,
+                                        EpochMillis() - 60000);
+  ChangeSpec("initialSavepointPath", elsewhere);
+  ASSERT_TRUE(Step().ok());
+  ASSERT_EQ(deployer_.jobs.size(), 2u);
+  EXPECT_EQ(deployer_.last().restored_from, elsewhere);
 }
 
 TEST_F(FlinkJobReconcilerTest, AnUpgradeKeepsTheStableSpecAndForgetsThePreviousCheckpoint) {
@@ -583,13 +591,51 @@ TEST_F(FlinkJobReconcilerTest, AnUpgradeKeepsTheStableSpecAndForgetsThePreviousC
   ASSERT_TRUE(Step().ok());
   const std::string stable = api_.status()["reconciliationStatus"]["lastStableSpec"];
   ChangeSpec("parallelism", 3);
+  deployer_.start_state = JobState::kCreated;
   ASSERT_TRUE(Step().ok());
   ASSERT_EQ(deployer_.jobs.size(), 2u);
   EXPECT_EQ(deployer_.last().restored_from, "");
   const Json& before = deployer_.status_at_deploy[1]["jobStatus"];
   EXPECT_FALSE(before.contains("lastCheckpoint"))
       << "the previous job's checkpoint is not this one's";
-  EXPECT_EQ(deployer_.status_at_deploy[1]["reconciliationStatus"]["lastStableSpec"], stable);
+  // The upgraded job is not RUNNING yet: the last stable spec is still the previous one.
+  EXPECT_EQ(api_.status()["reconciliationStatus"]["lastStableSpec"], stable);
+  EXPECT_NE(api_.status()["reconciliationStatus"]["lastReconciledSpec"], stable);
+}
+
+TEST_F(FlinkJobReconcilerTest, AnInterruptedUpgradeWhoseSnapshotIsGoneDoesNotStartEmpty) {
+  api_.object["spec"]["upgradeMode"] = "last-state";
+  DeployedRunning();
+  deployer_.last().Checkpoint(5, EpochMillis());
+  ChangeSpec("parallelism", 3);
+  deployer_.fail_next = Status::Unavailable("injected: the operator dies while deploying");
+  ASSERT_TRUE(Step().ok());
+  ASSERT_EQ(deployer_.jobs.size(), 1u);
+  // As if the operator had died right after the pre-deployment write: that status stays.
+  Json pre = deployer_.status_at_deploy.back();
+  ASSERT_EQ(pre["jobStatus"]["state"], "RECONCILING");
+  ASSERT_NE(pre["jobStatus"].value("restoredFrom", "").find("chk-5"), std::string::npos);
+  api_.object["status"] = pre;
+  fs::remove_all(dir_ + "/ck");
+  NewOperator();
+  ASSERT_TRUE(Step().ok());
+  EXPECT_EQ(deployer_.jobs.size(), 1u) << "chk-5 is gone: no job starts without it";
+  EXPECT_NE(api_.status()["error"].get<std::string>().find("chk-5"), std::string::npos)
+      << api_.status();
+}
+
+TEST_F(FlinkJobReconcilerTest, ARecreatedFlinkJobStartsAfresh) {
+  api_.object["spec"]["upgradeMode"] = "last-state";
+  DeployedRunning();
+  deployer_.last().Checkpoint(1, EpochMillis());
+  ASSERT_TRUE(Step().ok());
+  // Deleted and created again under the same name; the deletion was never reconciled.
+  api_.object["metadata"]["uid"] = "u2";
+  api_.object.erase("status");
+  ASSERT_TRUE(Step().ok());
+  ASSERT_EQ(deployer_.jobs.size(), 2u);
+  EXPECT_TRUE(deployer_.jobs[0]->stopped);
+  EXPECT_EQ(deployer_.last().restored_from, "") << "nothing of the old FlinkJob's state";
 }
 
 TEST_F(FlinkJobReconcilerTest, AFinishedJobIsNotRunAgainByASuccessor) {
@@ -651,21 +697,25 @@ TEST_F(FlinkJobReconcilerTest, AGoneFlinkJobStopsItsJob) {
   EXPECT_EQ(reconciler_->Deployed("ns/fj"), nullptr);
 }
 
+std::string Value(const Result<std::string>& r) {
+  return r.ok() ? *r : "<error: " + r.status().ToString() + ">";
+}
+
 TEST(FlinkJobSnapshotsTest, NewestByCompletionTimeAndSavepointsByJob) {
   std::string dir = fs::temp_directory_path() / ("eddy-snapshots-" + std::to_string(::getpid()));
   fs::remove_all(dir);
   std::string a = WriteSnapshot(dir + "/ck/j/chk-9", "aaaaaa01", 9, false, 1000);
   std::string b = WriteSnapshot(dir + "/ck/j/chk-10", "aaaaaa01", 10, false, 2000);
   fs::create_directories(dir + "/ck/j/chk-11");  // no _metadata: in progress or lost
-  EXPECT_EQ(*LatestCheckpoint("file://" + dir + "/ck/j"), b);
-  EXPECT_EQ(*LatestCheckpoint("file://" + dir + "/ck/none"), "");
+  EXPECT_EQ(Value(LatestCheckpoint("file://" + dir + "/ck/j")), b);
+  EXPECT_EQ(Value(LatestCheckpoint("file://" + dir + "/ck/none")), "");
   std::string s1 = WriteSnapshot(dir + "/sp/savepoint-aaaaaa-1", "aaaaaa01", 1, true, 3000);
   WriteSnapshot(dir + "/sp/savepoint-aaaaaa-2", "aaaaaa02", 1, true, 4000);  // another job
   WriteSnapshot(dir + "/sp/savepoint-bbbbbb-1", "bbbbbb01", 1, true, 5000);
-  EXPECT_EQ(*LatestSavepointOf("file://" + dir + "/sp", "aaaaaa01"), s1);
-  EXPECT_EQ(*LatestSavepointOf("file://" + dir + "/sp", "cccccc01"), "");
-  EXPECT_EQ(*NewestSnapshot({a, "", s1 + "/_metadata", b, "file://" + dir + "/nothing"}), s1);
-  EXPECT_EQ(*NewestSnapshot({}), "");
+  EXPECT_EQ(Value(LatestSavepointOf("file://" + dir + "/sp", "aaaaaa01")), s1);
+  EXPECT_EQ(Value(LatestSavepointOf("file://" + dir + "/sp", "cccccc01")), "");
+  EXPECT_EQ(Value(NewestSnapshot({a, "", s1 + "/_metadata", b, "file://" + dir + "/nothing"})), s1);
+  EXPECT_EQ(Value(NewestSnapshot({})), "");
   fs::remove_all(dir);
 }
 
